@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: a throw-away SQLite store with a local key file,
+# loaded with examples/aphiria/, then `env ls`, `env get` (masked) and `env history`.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="${STRONGROOM_VENV:-$root/.venv}"
+if [ ! -x "$venv/bin/strongroom" ] || [ "$root/pyproject.toml" -nt "$venv/.installed" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
+  "$venv/bin/python" -m pip install --quiet -e "$root"
+  touch "$venv/.installed"
+fi
+sr="$venv/bin/strongroom"
+export STRONGROOM_HOME
+STRONGROOM_HOME="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-demo.XXXXXX")"
+trap 'rm -rf "$STRONGROOM_HOME"' EXIT
+unset STRONGROOM_STORE STRONGROOM_MASTER_KEY STRONGROOM_PASSPHRASE STRONGROOM_PASSPHRASE_FILE
+
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+step "$sr" init
+step "$sr" env init aphiria.com/Preview -f "$root/examples/aphiria/environments/Preview.yaml"
+step "$sr" env init aphiria.com/Production -f "$root/examples/aphiria/environments/Production.yaml"
+step "$sr" env set aphiria.com/Preview pulumiConfig."prometheus:authToken" "$("$venv/bin/python" -c 'import secrets; print(secrets.token_hex(32))')" --secret
+step "$sr" env tag aphiria.com/Preview stable
+step "$sr" env ls
+step "$sr" env get aphiria.com/Preview
+step "$sr" env history aphiria.com/Preview
+step "$sr" env diff aphiria.com/Preview@1 aphiria.com/Preview@2
+printf '\nThe store lived in %s and is removed now.\n' "$STRONGROOM_HOME"

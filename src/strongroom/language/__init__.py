@@ -1,0 +1,1 @@
+"""The environment language: paths now; parse, evaluate and project as it grows."""

@@ -1,0 +1,539 @@
+"""Use cases over the store: the only layer that ever holds plaintext secrets.
+
+The CLI and the server call this; it calls storage and crypto and never the other
+way round. The master key is loaded lazily, only by operations that encrypt or
+decrypt, so masked reads need neither the key nor the crypto library.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Change",
+    "HistoryEntry",
+    "Service",
+    "format_time",
+    "looks_like_credential",
+    "parse_value",
+]
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from strongroom.definition import SECRET_FN, Document, is_secret_node, parse_definition
+from strongroom.errors import (
+    ConflictError,
+    InvalidInputError,
+    KeyUnavailableError,
+    PathError,
+    TooLargeError,
+)
+from strongroom.language.paths import Path, format_path
+from strongroom.model import (
+    MAX_VALUE_BYTES,
+    EnvironmentRecord,
+    EnvRef,
+    RevisionRecord,
+    RevisionRef,
+    Secret,
+    TagRecord,
+    validate_tag_name,
+)
+from strongroom.storage.base import Store
+
+if TYPE_CHECKING:
+    from strongroom.crypto.providers import Keyring
+
+META_MASTER_KEY_ID = "master_key_id"
+META_KDF_PARAMS = "kdf_params"
+#: How often a path-level write (``env set``/``env rm PATH``) is re-applied after losing a race.
+WRITE_RETRIES = 5
+
+_SENSITIVE_KEY = re.compile(r"pass(word|wd|phrase)?|token|secret|api[_-]?key|private[_-]?key|credential", re.I)
+_CREDENTIAL_PREFIX = re.compile(
+    r"^(ghp_|gho_|ghu_|ghs_|ghr_|github_pat_|dop_v1_|doo_v1_|glpat-|xox[abprs]-|sk_live_|AKIA[0-9A-Z]{12})"
+)
+_REFERENCE = re.compile(r"^\$\{[^}]*\}$")
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _shannon_bits_per_char(value: str) -> float:
+    counts: dict[str, int] = {}
+    for ch in value:
+        counts[ch] = counts.get(ch, 0) + 1
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def looks_like_credential(path: Path, value: str) -> bool:
+    """True when ``value`` should not be stored in plaintext without the user saying so.
+
+    That is: a known credential prefix (``ghp_``, ``dop_v1_``, ...) anywhere, or, under a
+    key whose last word names a password, token or secret, any value that is not a
+    ``${...}`` reference and is either high-entropy or at least 8 characters long.
+    """
+    if _CREDENTIAL_PREFIX.match(value):
+        return True
+    last = next((seg for seg in reversed(path) if isinstance(seg, str)), "")
+    word = re.split(r"[:.]", last)[-1]
+    if not _SENSITIVE_KEY.search(word) or _REFERENCE.match(value):
+        return False
+    high_entropy = len(value) >= 12 and _shannon_bits_per_char(value) >= 3.5
+    return high_entropy or len(value) >= 8
+
+
+def parse_value(text: str) -> Any:
+    """Read VALUE as ``pulumi env set`` does: a YAML scalar (``"587"`` is the number 587).
+
+    Flow collections (``[1, 2]``, ``{a: 1}``) are read as such; anything else that is
+    not a plain scalar stays the string it was.
+    """
+    if text == "":
+        return ""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        loaded = YAML(typ="safe", pure=True).load(text)
+    except (YAMLError, ValueError, TypeError, RecursionError):
+        return text
+    if loaded is None or isinstance(loaded, bool | int | float | str):
+        return loaded
+    if isinstance(loaded, list | dict) and text.lstrip()[:1] in ("[", "{"):
+        return _plain_json(loaded, text)
+    return text
+
+
+def _plain_json(value: Any, original: str) -> Any:
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return original
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    number: int
+    created_at: str
+    author: str
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One difference between two revisions. Secrets are :class:`Secret` (masked unless revealed)."""
+
+    path: str
+    kind: str  # "added", "removed" or "changed"
+    old: Any = None
+    new: Any = None
+
+
+class Service:
+    """Strongroom's use cases.
+
+    ``load_keyring`` is called at most once, and only when an operation needs the key.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        load_keyring: Callable[[Store], Keyring],
+        actor: str,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._store = store
+        self._load_keyring = load_keyring
+        self._keyring: Keyring | None = None
+        self._actor = actor
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"Service(store={self._store!r}, actor={self._actor!r})"
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def _now(self) -> str:
+        return format_time(self._clock())
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def keyring(self) -> Keyring:
+        if self._keyring is None:
+            keyring = self._load_keyring(self._store)
+            expected = self._store.get_meta(META_MASTER_KEY_ID)
+            if expected is not None and expected not in keyring.ids:
+                raise KeyUnavailableError(
+                    f"wrong master key: this store was made with key id {expected}, "
+                    f"the loaded key has id {', '.join(keyring.ids)}",
+                    hint="use the key file, passphrase or STRONGROOM_MASTER_KEY this store was created with",
+                )
+            self._keyring = keyring
+        return self._keyring
+
+    def _data_key(self, env: EnvironmentRecord) -> bytes:
+        return self.keyring().get(env.key_id).unwrap(env.ref, env.data_key)
+
+    def initialise_keys(self) -> str:
+        """Record the master key this store is bound to (first ``init``); returns its id."""
+        existing = self._store.get_meta(META_MASTER_KEY_ID)
+        keyring = self.keyring()
+        if existing is None:
+            self._store.set_meta(META_MASTER_KEY_ID, keyring.primary.key_id)
+            return keyring.primary.key_id
+        return existing
+
+    def rewrap_data_keys(self, new_keyring: Keyring) -> int:
+        """Re-wrap every data key under ``new_keyring.primary`` in one transaction.
+
+        Reads with the current keyring; revisions are untouched. Returns the count.
+        """
+        old = self.keyring()
+        target = new_keyring.primary
+        rewrapped: list[tuple[EnvRef, bytes, str]] = []
+        for ref, wrapped, key_id in self._store.list_data_keys():
+            source = new_keyring.get(key_id) if key_id in new_keyring.ids else old.get(key_id)
+            data_key = source.unwrap(ref, wrapped)
+            rewrapped.append((ref, target.wrap(ref, data_key), target.key_id))
+        self._store.replace_data_keys(rewrapped)
+        self._store.set_meta(META_MASTER_KEY_ID, target.key_id)
+        self._keyring = new_keyring
+        return len(rewrapped)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def list_environments(
+        self, *, project: str | None = None, after: EnvRef | None = None, limit: int | None = None
+    ) -> list[EnvironmentRecord]:
+        return self._store.list_environments(project=project, after=after, limit=limit)
+
+    def resolve(self, ref: RevisionRef) -> RevisionRecord:
+        sel = ref.selector
+        if sel is None:
+            return self._store.get_revision(ref.env)
+        if isinstance(sel, int):
+            return self._store.get_revision(ref.env, sel)
+        return self._store.get_revision(ref.env, self._store.resolve_tag(ref.env, sel))
+
+    def definition(self, ref: RevisionRef) -> RevisionRecord:
+        """The stored definition (YAML with ciphertext only)."""
+        return self.resolve(ref)
+
+    def definition_text(self, ref: RevisionRef, *, show_secrets: bool = False) -> str:
+        """The definition as YAML: ciphertext as stored, or with ``fn::secret: PLAINTEXT`` when asked."""
+        rev = self.resolve(ref)
+        if not show_secrets or SECRET_FN not in rev.definition:
+            return rev.definition
+        decrypt = self._decryptor(ref.env)
+        doc = parse_definition(rev.definition, str(ref.env))
+        for _path, node in list(doc.secret_nodes()):
+            arg = node[SECRET_FN]
+            if isinstance(arg, dict):
+                node[SECRET_FN] = decrypt(str(arg["ciphertext"]))
+        return doc.dump()
+
+    def read(self, ref: RevisionRef, path: Path = (), *, show_secrets: bool = False) -> Any:
+        """The definition's ``values`` at ``path``; secrets as :class:`Secret`, masked unless asked."""
+        rev = self.resolve(ref)
+        node: Any = json.loads(rev.compiled).get("values") if rev.compiled else None
+        if node is None:
+            node = {}
+        for i, seg in enumerate(path):
+            here = format_path(path[:i], "values")
+            if is_secret_node(node):
+                raise PathError(f"the path runs through the secret at {here} in {ref.env}")
+            if isinstance(seg, int):
+                if not isinstance(node, list) or seg >= len(node):
+                    raise PathError(f"{format_path(path[: i + 1], 'values')} does not exist in {ref}")
+            elif not isinstance(node, dict) or seg not in node:
+                if not isinstance(node, dict | list):
+                    raise PathError(f"the path runs through a scalar: {here} in {ref.env} has no key {seg!r}")
+                raise PathError(
+                    f"{format_path(path[: i + 1], 'values')} does not exist in {ref}",
+                    hint=f"run `strongroom env get {ref}` to see its values",
+                )
+            node = node[seg]
+        decrypt = self._decryptor(ref.env) if show_secrets else None
+        return _reveal(node, decrypt)
+
+    def _decryptor(self, env: EnvRef) -> Callable[[str], str]:
+        from strongroom.crypto.format import decrypt_secret
+
+        data_key = self._data_key(self._store.get_environment(env))
+        return lambda token: decrypt_secret(data_key, env, token)
+
+    def history(self, env: EnvRef) -> list[HistoryEntry]:
+        tags: dict[int, list[str]] = {}
+        for tag in self._store.list_tags(env):
+            tags.setdefault(tag.revision, []).append(tag.name)
+        return [
+            HistoryEntry(r.number, r.created_at, r.author, tuple(sorted(tags.get(r.number, ()))))
+            for r in self._store.list_revisions(env)
+        ]
+
+    def list_tags(self, env: EnvRef) -> list[TagRecord]:
+        return self._store.list_tags(env)
+
+    def diff(self, a: RevisionRef, b: RevisionRef, *, show_secrets: bool = False) -> list[Change]:
+        """Leaf-by-leaf differences from ``a`` to ``b``. Secrets compare by plaintext when a key is at hand."""
+        rev_a, rev_b = self.resolve(a), self.resolve(b)
+        flat_a = _flatten(json.loads(rev_a.compiled) if rev_a.compiled else {})
+        flat_b = _flatten(json.loads(rev_b.compiled) if rev_b.compiled else {})
+        dec_a = dec_b = None
+        secrets_differ = any(
+            is_secret_node(flat_a.get(k)) or is_secret_node(flat_b.get(k))
+            for k in flat_a.keys() | flat_b.keys()
+            if flat_a.get(k) != flat_b.get(k)
+        )
+        if show_secrets or (secrets_differ and rev_a.ref != rev_b.ref):
+            dec_a, dec_b = self._decryptor(a.env), self._decryptor(b.env)
+        changes: list[Change] = []
+        for key in sorted(flat_a.keys() | flat_b.keys()):
+            in_a, in_b = key in flat_a, key in flat_b
+            old = _reveal(flat_a.get(key), dec_a, keep=show_secrets)
+            new = _reveal(flat_b.get(key), dec_b, keep=show_secrets)
+            if in_a and not in_b:
+                changes.append(Change(key, "removed", old=old))
+            elif in_b and not in_a:
+                changes.append(Change(key, "added", new=new))
+            elif not _same(flat_a[key], flat_b[key], dec_a, dec_b):
+                changes.append(Change(key, "changed", old=old, new=new))
+        return changes
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _compile(self, env: EnvRef, text: str, encrypt: Callable[[str], str] | None) -> tuple[str, str]:
+        doc = parse_definition(text, str(env))
+        if doc.has_plaintext_secrets():
+            if encrypt is None:
+                raise InvalidInputError("internal: plaintext secrets need an encryptor")
+            doc.encrypt_secrets(encrypt)
+            text = doc.dump()
+            doc = parse_definition(text, str(env))
+        return text, doc.compiled()
+
+    def create_environment(self, env: EnvRef, definition: str = "") -> RevisionRecord:
+        from strongroom.crypto.format import encrypt_secret, new_data_key
+
+        primary = self.keyring().primary
+        data_key = new_data_key()
+        text, compiled = self._compile(env, definition, lambda p: encrypt_secret(data_key, env, p))
+        return self._store.create_environment(
+            env,
+            data_key=primary.wrap(env, data_key),
+            key_id=primary.key_id,
+            definition=text,
+            compiled=compiled,
+            author=self._actor,
+            at=self._now(),
+        )
+
+    def replace_definition(self, env: EnvRef, text: str, *, expected_latest: int | None = None) -> RevisionRecord:
+        """``env edit``: store ``text`` as the new revision; plaintext secrets get encrypted."""
+        record = self._store.get_environment(env)
+        base = record.latest_revision if expected_latest is None else expected_latest
+        parse_definition(text, str(env))  # report errors before touching the key
+        encrypt = self._encryptor(record) if _has_plaintext_secret_marker(text) else None
+        stored, compiled = self._compile(env, text, encrypt)
+        return self._store.append_revision(
+            env,
+            expected_latest=base,
+            definition=stored,
+            compiled=compiled,
+            author=self._actor,
+            at=self._now(),
+        )
+
+    def _encryptor(self, record: EnvironmentRecord) -> Callable[[str], str]:
+        from strongroom.crypto.format import encrypt_secret
+
+        data_key = self._data_key(record)
+        return lambda plaintext: encrypt_secret(data_key, record.ref, plaintext)
+
+    def _edit(self, env: EnvRef, apply: Callable[[Document, EnvironmentRecord], None]) -> RevisionRecord:
+        """Read the newest revision, apply a path-level edit, write; re-apply if another writer won."""
+        for attempt in range(WRITE_RETRIES):
+            record = self._store.get_environment(env)
+            rev = self._store.get_revision(env, record.latest_revision)
+            doc = parse_definition(rev.definition, str(env))
+            apply(doc, record)
+            text = doc.dump()
+            checked = parse_definition(text, str(env))
+            try:
+                return self._store.append_revision(
+                    env,
+                    expected_latest=rev.number,
+                    definition=text,
+                    compiled=checked.compiled(),
+                    author=self._actor,
+                    at=self._now(),
+                )
+            except ConflictError:
+                if attempt == WRITE_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def set_value(
+        self, env: EnvRef, path: Path, value: Any, *, secret: bool = False, plaintext_ok: bool = False
+    ) -> RevisionRecord:
+        """``env set``. With ``secret`` the value is encrypted; a credential-like plaintext is refused."""
+        if not path:
+            raise PathError("a path is required", hint='for example: pulumiConfig."postgresql:password"')
+        size = (
+            len(json.dumps(value, ensure_ascii=False).encode())
+            if not isinstance(value, str)
+            else len(value.encode("utf-8", "surrogatepass"))
+        )
+        if size > MAX_VALUE_BYTES:
+            raise TooLargeError(
+                f"the value for {format_path(path, 'values')} is larger than the "
+                f"{MAX_VALUE_BYTES // 1024} KiB limit for one value",
+                hint="store large files outside Strongroom, or split the value",
+            )
+        if secret and not isinstance(value, str):
+            raise InvalidInputError("a secret must be a string", hint="quote the value, or drop --secret")
+        if not secret and not plaintext_ok and isinstance(value, str) and looks_like_credential(path, value):
+            raise InvalidInputError(
+                f"{format_path(path, 'values')} looks like a credential and would be stored in plaintext",
+                hint="add --secret to encrypt it, or --plaintext if it really is not secret",
+            )
+
+        def apply(doc: Document, record: EnvironmentRecord) -> None:
+            if secret:
+                from ruamel.yaml.comments import CommentedMap
+
+                sealed = CommentedMap()
+                sealed["ciphertext"] = self._encryptor(record)(value)
+                node = CommentedMap()
+                node[SECRET_FN] = sealed
+                doc.set(path, node)
+            else:
+                doc.set(path, value)
+
+        return self._edit(env, apply)
+
+    def remove_value(self, env: EnvRef, path: Path) -> RevisionRecord:
+        return self._edit(env, lambda doc, _record: doc.delete(path))
+
+    def delete_environment(self, env: EnvRef) -> None:
+        self._store.delete_environment(env)
+
+    def rollback(self, target: RevisionRef) -> RevisionRecord:
+        """Write a new revision whose content is that of ``target``."""
+        old = self.resolve(target)
+        latest = self._store.get_environment(target.env).latest_revision
+        return self._store.append_revision(
+            target.env,
+            expected_latest=latest,
+            definition=old.definition,
+            compiled=old.compiled,
+            author=self._actor,
+            at=self._now(),
+        )
+
+    def tag(self, env: EnvRef, tag: str, revision: int | str | None = None) -> int:
+        validate_tag_name(tag)
+        number = self.resolve(RevisionRef(env, revision)).number
+        self._store.set_tag(env, tag, number, at=self._now())
+        return number
+
+    def untag(self, env: EnvRef, tag: str) -> None:
+        validate_tag_name(tag)
+        self._store.delete_tag(env, tag)
+
+    def clone(self, src: EnvRef, dst: EnvRef, *, preserve_history: bool = False) -> int:
+        """Copy ``src`` to a new ``dst``; secrets are re-encrypted under ``dst``'s own data key."""
+        from strongroom.crypto.format import decrypt_secret, encrypt_secret, new_data_key
+
+        src_key = self._data_key(self._store.get_environment(src))
+        dst_key = new_data_key()
+        revisions = self._store.list_revisions(src)[::-1] if preserve_history else [self._store.get_revision(src)]
+
+        def reencrypt(rev: RevisionRecord) -> tuple[str, str, str, str]:
+            doc = parse_definition(rev.definition, str(src))
+            for _path, node in doc.secret_nodes():
+                arg = node[SECRET_FN]
+                if isinstance(arg, dict):
+                    plaintext = decrypt_secret(src_key, src, str(arg["ciphertext"]))
+                    arg["ciphertext"] = encrypt_secret(dst_key, dst, plaintext)
+            text = doc.dump()
+            author = rev.author if preserve_history else self._actor
+            created = rev.created_at if preserve_history else self._now()
+            return text, parse_definition(text, str(dst)).compiled(), author, created
+
+        copied = [reencrypt(r) for r in revisions]
+        tags: list[tuple[str, int]] = []
+        if preserve_history:
+            tags = [(t.name, t.revision) for t in self._store.list_tags(src)]
+        primary = self.keyring().primary
+        self._store.import_environment(
+            dst,
+            data_key=primary.wrap(dst, dst_key),
+            key_id=primary.key_id,
+            revisions=copied,
+            tags=tags,
+            at=self._now(),
+        )
+        return len(copied)
+
+
+def _has_plaintext_secret_marker(text: str) -> bool:
+    return SECRET_FN in text
+
+
+def _reveal(node: Any, decrypt: Callable[[str], str] | None, *, keep: bool = True) -> Any:
+    """Replace secret nodes by :class:`Secret` (decrypted when ``decrypt`` is given and ``keep``)."""
+    if is_secret_node(node):
+        arg = node[SECRET_FN]
+        if decrypt is not None and keep and isinstance(arg, dict):
+            return Secret(decrypt(str(arg.get("ciphertext"))))
+        return Secret(None)
+    if isinstance(node, dict):
+        return {k: _reveal(v, decrypt, keep=keep) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_reveal(v, decrypt, keep=keep) for v in node]
+    return node
+
+
+def _flatten(plain: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+
+    def walk(node: Any, path: Path) -> None:
+        if is_secret_node(node):
+            out[format_path(path)] = node
+        elif isinstance(node, dict) and node:
+            for k, v in node.items():
+                walk(v, (*path, k))
+        elif isinstance(node, list) and node:
+            for i, v in enumerate(node):
+                walk(v, (*path, i))
+        else:
+            out[format_path(path)] = node
+
+    walk(plain, ())
+    return out
+
+
+def _same(a: Any, b: Any, dec_a: Callable[[str], str] | None, dec_b: Callable[[str], str] | None) -> bool:
+    if is_secret_node(a) and is_secret_node(b):
+        ta, tb = a[SECRET_FN], b[SECRET_FN]
+        if ta == tb:
+            return True
+        if dec_a is not None and dec_b is not None and isinstance(ta, dict) and isinstance(tb, dict):
+            return dec_a(str(ta["ciphertext"])) == dec_b(str(tb["ciphertext"]))
+        return False
+    return bool(type(a) is type(b) and a == b)

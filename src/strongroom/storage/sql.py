@@ -1,0 +1,660 @@
+"""A :class:`~strongroom.storage.base.Store` on SQLAlchemy Core: PostgreSQL (psycopg 3) or SQLite.
+
+The schema belongs to the Alembic migrations (:mod:`strongroom.storage.migrate`);
+this module only names the tables and columns it queries. Storage sees ciphertext
+only, and nothing here logs or puts a definition into an error message.
+
+Concurrency: ``append_revision`` is optimistic. It moves ``latest_revision`` with
+``UPDATE ... WHERE latest_revision = :expected`` and checks the row count, so of
+two writers based on the same revision exactly one wins (on PostgreSQL the loser
+waits on the row lock, then matches no row; on SQLite writes take the database
+write lock up front with ``BEGIN IMMEDIATE``). The primary key of ``revisions`` is
+a second guard.
+
+Besides :class:`SqlAlchemyStore`, the module offers the few connection helpers
+that :mod:`strongroom.storage.migrate` shares with it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SqlAlchemyStore",
+    "make_engine",
+    "schema_version",
+    "sqlite_file",
+    "store_unavailable",
+    "transaction",
+]
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.expression import TableClause
+
+from strongroom.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    EnvironmentNotFoundError,
+    InvalidInputError,
+    RevisionNotFoundError,
+    StoreUnavailableError,
+    TagNotFoundError,
+)
+from strongroom.model import EnvironmentRecord, EnvRef, RevisionRecord, TagRecord
+
+# The tables as queried (lightweight clauses: the DDL lives in the migrations).
+_ENVIRONMENTS = sa.table(
+    "environments",
+    sa.column("id", sa.Integer),
+    sa.column("project", sa.String),
+    sa.column("name", sa.String),
+    sa.column("created_at", sa.Text),
+    sa.column("latest_revision", sa.Integer),
+    sa.column("data_key", sa.LargeBinary),
+    sa.column("key_id", sa.String),
+)
+_REVISIONS = sa.table(
+    "revisions",
+    sa.column("env_id", sa.Integer),
+    sa.column("number", sa.Integer),
+    sa.column("created_at", sa.Text),
+    sa.column("author", sa.String),
+    sa.column("definition", sa.Text),
+    sa.column("compiled", sa.Text),
+)
+_TAGS = sa.table(
+    "revision_tags",
+    sa.column("env_id", sa.Integer),
+    sa.column("name", sa.String),
+    sa.column("revision", sa.Integer),
+    sa.column("updated_at", sa.Text),
+)
+_META = sa.table(
+    "store_meta",
+    sa.column("key", sa.String),
+    sa.column("value", sa.Text),
+)
+
+#: Execution option that makes a SQLite transaction take the write lock at BEGIN.
+_SQLITE_IMMEDIATE = "strongroom_sqlite_immediate"
+#: Seconds a SQLite connection waits for another writer's lock.
+_SQLITE_BUSY_TIMEOUT = 30.0
+_PG_CONNECT_TIMEOUT = 10
+
+
+# --------------------------------------------------------------------------- connections
+
+
+def _normalise_url(url: str) -> str:
+    from strongroom.storage.migrate import normalise_url
+
+    return normalise_url(url)
+
+
+def _parse_url(url: str) -> sa.URL:
+    try:
+        return sa.make_url(_normalise_url(url))
+    except ArgumentError as exc:
+        raise InvalidInputError(
+            "the store URL cannot be parsed",
+            hint="use postgresql://USER@HOST/DB or sqlite:////absolute/path.db",
+        ) from exc
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file a ``sqlite:`` URL names; ``None`` for other URLs and in-memory SQLite."""
+    parsed = _parse_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    if parsed.query.get("mode") == "memory":
+        return None
+    return Path(database)
+
+
+def make_engine(url: str, *, pooled: bool = True) -> Engine:
+    """An engine for a store URL (PostgreSQL through psycopg 3, or a SQLite file).
+
+    ``pooled=False`` gives a pool-less engine for one-off work such as migrations.
+    Connecting happens later, on first use.
+    """
+    parsed = _parse_url(url)
+    backend = parsed.get_backend_name()
+    options: dict[str, Any] = {}
+    if not pooled:
+        options["poolclass"] = NullPool
+    if backend == "sqlite":
+        engine = sa.create_engine(parsed, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT}, **options)
+        _install_sqlite_transactions(engine)
+        return engine
+    if backend == "postgresql":
+        if parsed.get_driver_name() != "psycopg":
+            raise InvalidInputError(
+                f"unsupported PostgreSQL driver {parsed.get_driver_name()!r}",
+                hint="use postgresql://... or postgresql+psycopg://...",
+            )
+        if pooled:
+            options.update(pool_size=5, max_overflow=10, pool_timeout=30, pool_recycle=1800, pool_pre_ping=True)
+        return sa.create_engine(
+            parsed,
+            connect_args={"connect_timeout": _PG_CONNECT_TIMEOUT, "application_name": "strongroom"},
+            **options,
+        )
+    raise InvalidInputError(
+        f"unsupported store URL scheme {parsed.drivername!r}",
+        hint="use postgresql://USER@HOST/DB or sqlite:////absolute/path.db",
+    )
+
+
+def _install_sqlite_transactions(engine: Engine) -> None:
+    """Let SQLAlchemy, not the sqlite3 module, begin transactions (so DDL is transactional
+    and a write transaction can take the write lock up front), and enforce foreign keys."""
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    def on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(_SQLITE_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    sa.event.listen(engine, "connect", on_connect)
+    sa.event.listen(engine, "begin", on_begin)
+
+
+def _where(url: sa.URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def store_unavailable(url: sa.URL, exc: BaseException) -> StoreUnavailableError:
+    """A ``StoreUnavailableError`` for a database error: names the store, never its password,
+    and carries no SQL statement or parameters."""
+    cause: BaseException = exc
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        cause = exc.orig
+    lines = str(cause).strip().splitlines()
+    reason = lines[0].strip()[:300] if lines else type(cause).__name__
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    return StoreUnavailableError(
+        f"cannot use the store at {_where(url)}: {reason}",
+        hint="check that the database is running and reachable, and that STRONGROOM_STORE is right",
+    )
+
+
+@contextmanager
+def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
+    """One transaction, committed when the block ends without an exception.
+
+    A ``write`` transaction on SQLite starts with ``BEGIN IMMEDIATE``. Database errors
+    other than integrity errors become :class:`StoreUnavailableError`; integrity
+    errors pass through for the caller to interpret.
+    """
+    try:
+        with engine.connect() as connection:
+            if write:
+                connection.execution_options(**{_SQLITE_IMMEDIATE: True})
+            with connection.begin():
+                yield connection
+    except IntegrityError:
+        raise
+    except SQLAlchemyError as exc:
+        raise store_unavailable(engine.url, exc) from exc
+
+
+def schema_version(connection: Connection) -> str | None:
+    """The Alembic version stamped in the database, ``None`` when there is none."""
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    versions = sorted(connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
+    return ",".join(versions) if versions else None
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _env_not_found(ref: EnvRef) -> EnvironmentNotFoundError:
+    return EnvironmentNotFoundError(
+        f"environment {ref} does not exist", hint="run `strongroom env ls` to see the environments"
+    )
+
+
+def _already_exists(ref: EnvRef) -> AlreadyExistsError:
+    return AlreadyExistsError(
+        f"environment {ref} already exists", hint="choose another name, or change the existing one"
+    )
+
+
+def _revision_not_found(ref: EnvRef, number: int, latest: int) -> RevisionNotFoundError:
+    return RevisionNotFoundError(
+        f"revision {number} of {ref} does not exist", hint=f"{ref} has revisions 1 to {latest}"
+    )
+
+
+def _tag_not_found(ref: EnvRef, tag: str) -> TagNotFoundError:
+    return TagNotFoundError(
+        f"tag {tag!r} does not exist in {ref}", hint="list the environment's tags to see which exist"
+    )
+
+
+def _conflict(ref: EnvRef, newest: int, expected: int) -> ConflictError:
+    return ConflictError(
+        f"environment {ref} was changed meanwhile: revision {newest} is the newest, "
+        f"your change was based on {expected}",
+        hint="re-read the environment and apply your change again",
+    )
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class SqlAlchemyStore:
+    """The :class:`~strongroom.storage.base.Store` on a SQL database, through SQLAlchemy Core.
+
+    Thread-safe: every method takes a connection from the engine's pool for one
+    transaction. Normally made with :meth:`open`; the constructor takes an engine
+    whose database already has the current schema.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._where = _where(engine.url)
+
+    @classmethod
+    def open(cls, url: str, *, create: bool) -> SqlAlchemyStore:
+        """Open the store at ``url``; ``create=True`` first creates or migrates the schema.
+
+        ``StoreUnavailableError`` when the database cannot be reached, is not
+        initialised, or has another schema version.
+        """
+        from strongroom.storage.migrate import check_version, upgrade
+
+        if create:
+            upgrade(url)
+        else:
+            path = sqlite_file(url)
+            if path is not None and not path.exists():
+                # Do not let SQLite create an empty file for a store that is not there.
+                check_version(None, where=_where(_parse_url(url)))
+        engine = make_engine(url)
+        try:
+            with transaction(engine, write=False) as connection:
+                version = schema_version(connection)
+            check_version(version, where=_where(engine.url))
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    def __repr__(self) -> str:
+        return f"SqlAlchemyStore({self._where!r})"
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Connection]:
+        try:
+            with transaction(self._engine, write=write) as connection:
+                yield connection
+        except IntegrityError as exc:  # the methods translate the ones they expect
+            raise ConflictError(
+                f"the store at {self._where} refused a write that conflicts with its contents",
+                hint="re-read and try again",
+            ) from exc
+
+    def _upsert(self, table: TableClause, keys: tuple[str, ...], values: Mapping[str, Any]) -> Any:
+        if self._engine.dialect.name == "postgresql":
+            pg_stmt = pg_dialect.insert(table).values(dict(values))
+            return pg_stmt.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={k: pg_stmt.excluded[k] for k in values if k not in keys},
+            )
+        lite_stmt = sqlite_dialect.insert(table).values(dict(values))
+        return lite_stmt.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={k: lite_stmt.excluded[k] for k in values if k not in keys},
+        )
+
+    @staticmethod
+    def _environment(connection: Connection, ref: EnvRef, *, lock: bool = False) -> Row[*tuple[Any, ...]]:
+        query = sa.select(_ENVIRONMENTS).where(_ENVIRONMENTS.c.project == ref.project, _ENVIRONMENTS.c.name == ref.name)
+        if lock:
+            query = query.with_for_update()
+        row = connection.execute(query).one_or_none()
+        if row is None:
+            raise _env_not_found(ref)
+        return row
+
+    @staticmethod
+    def _environment_record(row: Row[*tuple[Any, ...]]) -> EnvironmentRecord:
+        return EnvironmentRecord(
+            ref=EnvRef(row.project, row.name),
+            created_at=row.created_at,
+            latest_revision=row.latest_revision,
+            data_key=bytes(row.data_key),
+            key_id=row.key_id,
+        )
+
+    @staticmethod
+    def _revision_record(ref: EnvRef, row: Row[*tuple[Any, ...]]) -> RevisionRecord:
+        return RevisionRecord(
+            ref=ref,
+            number=row.number,
+            created_at=row.created_at,
+            author=row.author,
+            definition=row.definition,
+            compiled=row.compiled,
+        )
+
+    # ------------------------------------------------------------------ environments
+
+    def create_environment(
+        self,
+        ref: EnvRef,
+        *,
+        data_key: bytes,
+        key_id: str,
+        definition: str,
+        compiled: str,
+        author: str,
+        at: str,
+    ) -> RevisionRecord:
+        with self._transaction(write=True) as connection:
+            env_id = self._insert_environment(connection, ref, data_key=data_key, key_id=key_id, latest=1, at=at)
+            connection.execute(
+                sa.insert(_REVISIONS).values(
+                    env_id=env_id,
+                    number=1,
+                    created_at=at,
+                    author=author,
+                    definition=definition,
+                    compiled=compiled,
+                )
+            )
+        return RevisionRecord(ref, 1, at, author, definition, compiled)
+
+    @staticmethod
+    def _insert_environment(
+        connection: Connection, ref: EnvRef, *, data_key: bytes, key_id: str, latest: int, at: str
+    ) -> int:
+        try:
+            env_id = connection.execute(
+                sa.insert(_ENVIRONMENTS)
+                .values(
+                    project=ref.project,
+                    name=ref.name,
+                    created_at=at,
+                    latest_revision=latest,
+                    data_key=data_key,
+                    key_id=key_id,
+                )
+                .returning(_ENVIRONMENTS.c.id)
+            ).scalar_one()
+        except IntegrityError as exc:
+            raise _already_exists(ref) from exc
+        return int(env_id)
+
+    def get_environment(self, ref: EnvRef) -> EnvironmentRecord:
+        with self._transaction(write=False) as connection:
+            return self._environment_record(self._environment(connection, ref))
+
+    def list_environments(
+        self, *, project: str | None = None, after: EnvRef | None = None, limit: int | None = None
+    ) -> list[EnvironmentRecord]:
+        if limit is not None and limit < 0:
+            raise InvalidInputError(f"invalid limit {limit}: it must not be negative")
+        query = sa.select(_ENVIRONMENTS).order_by(_ENVIRONMENTS.c.project, _ENVIRONMENTS.c.name)
+        if project is not None:
+            query = query.where(_ENVIRONMENTS.c.project == project)
+        if after is not None:
+            # A row-value comparison: served by the unique (project, name) index.
+            query = query.where(
+                sa.tuple_(_ENVIRONMENTS.c.project, _ENVIRONMENTS.c.name)
+                > sa.tuple_(sa.literal(after.project), sa.literal(after.name))
+            )
+        if limit is not None:
+            query = query.limit(limit)
+        with self._transaction(write=False) as connection:
+            return [self._environment_record(row) for row in connection.execute(query)]
+
+    def import_environment(
+        self,
+        ref: EnvRef,
+        *,
+        data_key: bytes,
+        key_id: str,
+        revisions: list[tuple[str, str, str, str]],
+        tags: list[tuple[str, int]],
+        at: str,
+    ) -> None:
+        if not revisions:
+            raise InvalidInputError(f"cannot import {ref} without any revision")
+        count = len(revisions)
+        seen: set[str] = set()
+        for tag, number in tags:
+            if tag in seen:
+                raise InvalidInputError(f"cannot import {ref}: the tag {tag!r} is given twice")
+            seen.add(tag)
+            if not 1 <= number <= count:
+                raise RevisionNotFoundError(
+                    f"cannot import {ref}: the tag {tag!r} points at revision {number}, "
+                    f"which is not among the {count} imported",
+                )
+        with self._transaction(write=True) as connection:
+            env_id = self._insert_environment(connection, ref, data_key=data_key, key_id=key_id, latest=count, at=at)
+            connection.execute(
+                sa.insert(_REVISIONS),
+                [
+                    {
+                        "env_id": env_id,
+                        "number": number,
+                        "created_at": created_at,
+                        "author": author,
+                        "definition": definition,
+                        "compiled": compiled,
+                    }
+                    for number, (definition, compiled, author, created_at) in enumerate(revisions, 1)
+                ],
+            )
+            if tags:
+                connection.execute(
+                    sa.insert(_TAGS),
+                    [{"env_id": env_id, "name": tag, "revision": number, "updated_at": at} for tag, number in tags],
+                )
+
+    def delete_environment(self, ref: EnvRef) -> None:
+        with self._transaction(write=True) as connection:
+            env_id = self._environment(connection, ref, lock=True).id
+            connection.execute(sa.delete(_TAGS).where(_TAGS.c.env_id == env_id))
+            connection.execute(sa.delete(_REVISIONS).where(_REVISIONS.c.env_id == env_id))
+            connection.execute(sa.delete(_ENVIRONMENTS).where(_ENVIRONMENTS.c.id == env_id))
+
+    # ------------------------------------------------------------------ revisions
+
+    def get_revision(self, ref: EnvRef, number: int | None = None) -> RevisionRecord:
+        wanted = _ENVIRONMENTS.c.latest_revision if number is None else sa.literal(number)
+        query = (
+            sa.select(
+                _ENVIRONMENTS.c.latest_revision,
+                _REVISIONS.c.number,
+                _REVISIONS.c.created_at,
+                _REVISIONS.c.author,
+                _REVISIONS.c.definition,
+                _REVISIONS.c.compiled,
+            )
+            .select_from(
+                _ENVIRONMENTS.outerjoin(
+                    _REVISIONS,
+                    sa.and_(_REVISIONS.c.env_id == _ENVIRONMENTS.c.id, _REVISIONS.c.number == wanted),
+                )
+            )
+            .where(_ENVIRONMENTS.c.project == ref.project, _ENVIRONMENTS.c.name == ref.name)
+        )
+        with self._transaction(write=False) as connection:
+            row = connection.execute(query).one_or_none()
+        if row is None:
+            raise _env_not_found(ref)
+        if row.number is None:
+            raise _revision_not_found(ref, row.latest_revision if number is None else number, row.latest_revision)
+        return self._revision_record(ref, row)
+
+    def list_revisions(self, ref: EnvRef) -> list[RevisionRecord]:
+        with self._transaction(write=False) as connection:
+            env_id = self._environment(connection, ref).id
+            rows = connection.execute(
+                sa.select(_REVISIONS).where(_REVISIONS.c.env_id == env_id).order_by(_REVISIONS.c.number.desc())
+            ).all()
+        return [self._revision_record(ref, row) for row in rows]
+
+    def append_revision(
+        self,
+        ref: EnvRef,
+        *,
+        expected_latest: int,
+        definition: str,
+        compiled: str,
+        author: str,
+        at: str,
+    ) -> RevisionRecord:
+        number = expected_latest + 1
+        with self._transaction(write=True) as connection:
+            env = self._environment(connection, ref)
+            if env.latest_revision != expected_latest:
+                raise _conflict(ref, env.latest_revision, expected_latest)
+            moved = connection.execute(
+                sa.update(_ENVIRONMENTS)
+                .where(
+                    _ENVIRONMENTS.c.id == env.id,
+                    _ENVIRONMENTS.c.latest_revision == expected_latest,
+                )
+                .values(latest_revision=number)
+            ).rowcount
+            if moved != 1:
+                # Another writer committed between our read and our update.
+                newest = connection.execute(
+                    sa.select(_ENVIRONMENTS.c.latest_revision).where(_ENVIRONMENTS.c.id == env.id)
+                ).scalar_one_or_none()
+                if newest is None:
+                    raise _env_not_found(ref)
+                raise _conflict(ref, newest, expected_latest)
+            try:
+                connection.execute(
+                    sa.insert(_REVISIONS).values(
+                        env_id=env.id,
+                        number=number,
+                        created_at=at,
+                        author=author,
+                        definition=definition,
+                        compiled=compiled,
+                    )
+                )
+            except IntegrityError as exc:
+                raise _conflict(ref, number, expected_latest) from exc
+        return RevisionRecord(ref, number, at, author, definition, compiled)
+
+    # ------------------------------------------------------------------ tags
+
+    def resolve_tag(self, ref: EnvRef, tag: str) -> int:
+        query = (
+            sa.select(_ENVIRONMENTS.c.id, _TAGS.c.revision)
+            .select_from(
+                _ENVIRONMENTS.outerjoin(_TAGS, sa.and_(_TAGS.c.env_id == _ENVIRONMENTS.c.id, _TAGS.c.name == tag))
+            )
+            .where(_ENVIRONMENTS.c.project == ref.project, _ENVIRONMENTS.c.name == ref.name)
+        )
+        with self._transaction(write=False) as connection:
+            row = connection.execute(query).one_or_none()
+        if row is None:
+            raise _env_not_found(ref)
+        if row.revision is None:
+            raise _tag_not_found(ref, tag)
+        return int(row.revision)
+
+    def set_tag(self, ref: EnvRef, tag: str, revision: int, *, at: str) -> None:
+        with self._transaction(write=True) as connection:
+            env = self._environment(connection, ref)
+            exists = connection.execute(
+                sa.select(_REVISIONS.c.number).where(_REVISIONS.c.env_id == env.id, _REVISIONS.c.number == revision)
+            ).first()
+            if exists is None:
+                raise _revision_not_found(ref, revision, env.latest_revision)
+            try:
+                connection.execute(
+                    self._upsert(
+                        _TAGS,
+                        ("env_id", "name"),
+                        {"env_id": env.id, "name": tag, "revision": revision, "updated_at": at},
+                    )
+                )
+            except IntegrityError as exc:  # the environment was deleted meanwhile
+                raise _env_not_found(ref) from exc
+
+    def delete_tag(self, ref: EnvRef, tag: str) -> None:
+        with self._transaction(write=True) as connection:
+            env_id = self._environment(connection, ref).id
+            deleted = connection.execute(sa.delete(_TAGS).where(_TAGS.c.env_id == env_id, _TAGS.c.name == tag)).rowcount
+            if deleted != 1:
+                raise _tag_not_found(ref, tag)
+
+    def list_tags(self, ref: EnvRef) -> list[TagRecord]:
+        with self._transaction(write=False) as connection:
+            env_id = self._environment(connection, ref).id
+            rows = connection.execute(
+                sa.select(_TAGS.c.name, _TAGS.c.revision, _TAGS.c.updated_at)
+                .where(_TAGS.c.env_id == env_id)
+                .order_by(_TAGS.c.name)
+            ).all()
+        return [TagRecord(row.name, row.revision, row.updated_at) for row in rows]
+
+    # ------------------------------------------------------------------ data keys
+
+    def list_data_keys(self) -> list[tuple[EnvRef, bytes, str]]:
+        query = sa.select(
+            _ENVIRONMENTS.c.project,
+            _ENVIRONMENTS.c.name,
+            _ENVIRONMENTS.c.data_key,
+            _ENVIRONMENTS.c.key_id,
+        ).order_by(_ENVIRONMENTS.c.project, _ENVIRONMENTS.c.name)
+        with self._transaction(write=False) as connection:
+            rows = connection.execute(query).all()
+        return [(EnvRef(row.project, row.name), bytes(row.data_key), row.key_id) for row in rows]
+
+    def replace_data_keys(self, rewrapped: Iterable[tuple[EnvRef, bytes, str]]) -> None:
+        items = list(rewrapped)
+        if not items:
+            return
+        with self._transaction(write=True) as connection:
+            for ref, data_key, key_id in items:
+                updated = connection.execute(
+                    sa.update(_ENVIRONMENTS)
+                    .where(_ENVIRONMENTS.c.project == ref.project, _ENVIRONMENTS.c.name == ref.name)
+                    .values(data_key=data_key, key_id=key_id)
+                ).rowcount
+                if updated != 1:
+                    raise _env_not_found(ref)
+
+    # ------------------------------------------------------------------ metadata
+
+    def get_meta(self, key: str) -> str | None:
+        with self._transaction(write=False) as connection:
+            value = connection.execute(sa.select(_META.c.value).where(_META.c.key == key)).scalar_one_or_none()
+        return None if value is None else str(value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction(write=True) as connection:
+            connection.execute(self._upsert(_META, ("key",), {"key": key, "value": value}))
+
+    def close(self) -> None:
+        self._engine.dispose()

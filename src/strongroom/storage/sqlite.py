@@ -1,0 +1,388 @@
+"""The embedded default store: one SQLite file, read and written with the stdlib ``sqlite3``.
+
+The schema is created and migrated by Alembic (``storage/migrate.py``), the same
+migrations the PostgreSQL store runs; day-to-day reads and writes use ``sqlite3``
+directly so that the CLI never imports SQLAlchemy on its hot paths
+(see ``docs/decisions/storage.md``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["SqliteStore"]
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from strongroom.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    EnvironmentNotFoundError,
+    InvalidInputError,
+    RevisionNotFoundError,
+    StoreUnavailableError,
+    TagNotFoundError,
+)
+from strongroom.model import EnvironmentRecord, EnvRef, RevisionRecord, TagRecord
+from strongroom.storage.base import SCHEMA_VERSION
+
+_ENV_COLUMNS = "id, project, name, created_at, latest_revision, data_key, key_id"
+_REV_COLUMNS = "r.number, r.created_at, r.author, r.definition, r.compiled"
+
+
+def _not_found(ref: EnvRef) -> EnvironmentNotFoundError:
+    return EnvironmentNotFoundError(
+        f"environment {ref} does not exist", hint="run `strongroom env ls` to see the environments"
+    )
+
+
+class SqliteStore:
+    """A :class:`~strongroom.storage.base.Store` over one SQLite file."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._path = path
+        # One connection serves every thread of this process; the lock keeps their
+        # transactions from interleaving. Other processes are kept apart by SQLite's own locks.
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self._path)!r})"
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = False) -> SqliteStore:
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            from strongroom.storage.migrate import upgrade
+
+            upgrade(f"sqlite:///{path.resolve()}")
+        elif not path.exists():
+            raise StoreUnavailableError(
+                f"no Strongroom store at {path}",
+                hint="run `strongroom init` first, or set STRONGROOM_HOME / STRONGROOM_STORE",
+            )
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            if create:
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreUnavailableError(
+                f"{path} is not an initialised Strongroom store ({exc})",
+                hint="run `strongroom init`, or point STRONGROOM_HOME at the right folder",
+            ) from None
+        version = row[0] if row else None
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise StoreUnavailableError(
+                f"the store at {path} has schema version {version}, this Strongroom needs {SCHEMA_VERSION}",
+                hint="run `strongroom init` to migrate it",
+            )
+        return cls(conn, path)
+
+    # -- transactions -------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        with self._lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailableError(f"the store at {self._path} is busy or unwritable ({exc})") from None
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._conn
+
+    def _env_row(self, conn: sqlite3.Connection, ref: EnvRef) -> tuple[int, int]:
+        row = conn.execute(
+            "SELECT id, latest_revision FROM environments WHERE project = ? AND name = ?",
+            (ref.project, ref.name),
+        ).fetchone()
+        if row is None:
+            raise _not_found(ref)
+        return int(row[0]), int(row[1])
+
+    @staticmethod
+    def _env_record(row: tuple[Any, ...]) -> EnvironmentRecord:
+        return EnvironmentRecord(
+            ref=EnvRef(str(row[1]), str(row[2])),
+            created_at=str(row[3]),
+            latest_revision=int(row[4]),
+            data_key=bytes(row[5]),
+            key_id=str(row[6]),
+        )
+
+    @staticmethod
+    def _rev_record(ref: EnvRef, row: tuple[Any, ...]) -> RevisionRecord:
+        return RevisionRecord(
+            ref=ref,
+            number=int(row[0]),
+            created_at=str(row[1]),
+            author=str(row[2]),
+            definition=str(row[3]),
+            compiled=str(row[4]),
+        )
+
+    # -- environments -------------------------------------------------------------------------
+
+    def create_environment(
+        self,
+        ref: EnvRef,
+        *,
+        data_key: bytes,
+        key_id: str,
+        definition: str,
+        compiled: str,
+        author: str,
+        at: str,
+    ) -> RevisionRecord:
+        self.import_environment(
+            ref,
+            data_key=data_key,
+            key_id=key_id,
+            revisions=[(definition, compiled, author, at)],
+            tags=[],
+            at=at,
+        )
+        return RevisionRecord(ref, 1, at, author, definition, compiled)
+
+    def import_environment(
+        self,
+        ref: EnvRef,
+        *,
+        data_key: bytes,
+        key_id: str,
+        revisions: list[tuple[str, str, str, str]],
+        tags: list[tuple[str, int]],
+        at: str,
+    ) -> None:
+        if not revisions:
+            raise InvalidInputError(f"cannot create {ref} without a revision")
+        with self._write() as conn:
+            try:
+                cur = conn.execute(
+                    "INSERT INTO environments (project, name, created_at, latest_revision, data_key, key_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (ref.project, ref.name, at, len(revisions), data_key, key_id),
+                )
+            except sqlite3.IntegrityError as exc:
+                if "UNIQUE" not in str(exc):
+                    raise StoreUnavailableError(f"the store at {self._path} refused the write ({exc})") from None
+                raise AlreadyExistsError(
+                    f"environment {ref} already exists",
+                    hint="choose another name, or `strongroom env rm` it first",
+                ) from None
+            env_id = cur.lastrowid
+            conn.executemany(
+                "INSERT INTO revisions (env_id, number, created_at, author, definition, compiled)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (env_id, i, created, author, definition, compiled)
+                    for i, (definition, compiled, author, created) in enumerate(revisions, start=1)
+                ],
+            )
+            for _tag, number in tags:
+                if not 1 <= number <= len(revisions):
+                    raise RevisionNotFoundError(f"revision {number} of {ref} does not exist")
+            conn.executemany(
+                "INSERT INTO revision_tags (env_id, name, revision, updated_at) VALUES (?, ?, ?, ?)",
+                [(env_id, name, number, at) for name, number in tags],
+            )
+
+    def get_environment(self, ref: EnvRef) -> EnvironmentRecord:
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {_ENV_COLUMNS} FROM environments WHERE project = ? AND name = ?",  # noqa: S608
+                (ref.project, ref.name),
+            ).fetchone()
+        if row is None:
+            raise _not_found(ref)
+        return self._env_record(row)
+
+    def list_environments(
+        self, *, project: str | None = None, after: EnvRef | None = None, limit: int | None = None
+    ) -> list[EnvironmentRecord]:
+        clauses: list[str] = []
+        params: list[object] = []
+        if project is not None:
+            clauses.append("project = ?")
+            params.append(project)
+        if after is not None:
+            clauses.append("(project, name) > (?, ?)")
+            params.extend((after.project, after.name))
+        sql = f"SELECT {_ENV_COLUMNS} FROM environments"  # noqa: S608
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY project, name"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self._read() as conn:
+            return [self._env_record(row) for row in conn.execute(sql, params)]
+
+    def delete_environment(self, ref: EnvRef) -> None:
+        with self._write() as conn:
+            env_id, _ = self._env_row(conn, ref)
+            conn.execute("DELETE FROM revision_tags WHERE env_id = ?", (env_id,))
+            conn.execute("DELETE FROM revisions WHERE env_id = ?", (env_id,))
+            conn.execute("DELETE FROM environments WHERE id = ?", (env_id,))
+
+    # -- revisions ----------------------------------------------------------------------------
+
+    def get_revision(self, ref: EnvRef, number: int | None = None) -> RevisionRecord:
+        with self._lock:
+            if number is None:
+                row = self._conn.execute(
+                    f"SELECT {_REV_COLUMNS} FROM revisions r JOIN environments e"  # noqa: S608
+                    " ON r.env_id = e.id AND r.number = e.latest_revision"
+                    " WHERE e.project = ? AND e.name = ?",
+                    (ref.project, ref.name),
+                ).fetchone()
+                if row is None:
+                    raise _not_found(ref)
+                return self._rev_record(ref, row)
+            row = self._conn.execute(
+                f"SELECT {_REV_COLUMNS} FROM revisions r JOIN environments e ON r.env_id = e.id"  # noqa: S608
+                " WHERE e.project = ? AND e.name = ? AND r.number = ?",
+                (ref.project, ref.name, number),
+            ).fetchone()
+            if row is None:
+                self._env_row(self._conn, ref)
+                raise RevisionNotFoundError(
+                    f"revision {number} of {ref} does not exist",
+                    hint=f"run `strongroom env history {ref}` to see its revisions",
+                )
+            return self._rev_record(ref, row)
+
+    def list_revisions(self, ref: EnvRef) -> list[RevisionRecord]:
+        with self._lock:
+            env_id, _ = self._env_row(self._conn, ref)
+            rows = self._conn.execute(
+                f"SELECT {_REV_COLUMNS} FROM revisions r WHERE r.env_id = ? ORDER BY r.number DESC",  # noqa: S608
+                (env_id,),
+            ).fetchall()
+            return [self._rev_record(ref, row) for row in rows]
+
+    def append_revision(
+        self,
+        ref: EnvRef,
+        *,
+        expected_latest: int,
+        definition: str,
+        compiled: str,
+        author: str,
+        at: str,
+    ) -> RevisionRecord:
+        with self._write() as conn:
+            env_id, latest = self._env_row(conn, ref)
+            if latest != expected_latest:
+                raise ConflictError(
+                    f"{ref} was changed meanwhile: revision {latest} is the newest, "
+                    f"your change was based on {expected_latest}",
+                    hint="re-read the environment and apply your change again",
+                )
+            number = latest + 1
+            conn.execute(
+                "INSERT INTO revisions (env_id, number, created_at, author, definition, compiled)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (env_id, number, at, author, definition, compiled),
+            )
+            conn.execute("UPDATE environments SET latest_revision = ? WHERE id = ?", (number, env_id))
+        return RevisionRecord(ref, number, at, author, definition, compiled)
+
+    # -- tags ---------------------------------------------------------------------------------
+
+    def resolve_tag(self, ref: EnvRef, tag: str) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT t.revision FROM revision_tags t JOIN environments e ON t.env_id = e.id"
+                " WHERE e.project = ? AND e.name = ? AND t.name = ?",
+                (ref.project, ref.name, tag),
+            ).fetchone()
+            if row is None:
+                self._env_row(self._conn, ref)
+                raise TagNotFoundError(
+                    f"{ref} has no tag {tag!r}", hint=f"run `strongroom env tag {ref}` to list its tags"
+                )
+            return int(row[0])
+
+    def set_tag(self, ref: EnvRef, tag: str, revision: int, *, at: str) -> None:
+        with self._write() as conn:
+            env_id, latest = self._env_row(conn, ref)
+            if not 1 <= revision <= latest:
+                raise RevisionNotFoundError(
+                    f"revision {revision} of {ref} does not exist",
+                    hint=f"run `strongroom env history {ref}` to see its revisions",
+                )
+            conn.execute(
+                "INSERT INTO revision_tags (env_id, name, revision, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (env_id, name) DO UPDATE SET revision = excluded.revision,"
+                " updated_at = excluded.updated_at",
+                (env_id, tag, revision, at),
+            )
+
+    def delete_tag(self, ref: EnvRef, tag: str) -> None:
+        with self._write() as conn:
+            env_id, _ = self._env_row(conn, ref)
+            cur = conn.execute("DELETE FROM revision_tags WHERE env_id = ? AND name = ?", (env_id, tag))
+            if cur.rowcount == 0:
+                raise TagNotFoundError(f"{ref} has no tag {tag!r}")
+
+    def list_tags(self, ref: EnvRef) -> list[TagRecord]:
+        with self._lock:
+            env_id, _ = self._env_row(self._conn, ref)
+            rows = self._conn.execute(
+                "SELECT name, revision, updated_at FROM revision_tags WHERE env_id = ? ORDER BY name",
+                (env_id,),
+            ).fetchall()
+            return [TagRecord(str(r[0]), int(r[1]), str(r[2])) for r in rows]
+
+    # -- keys and metadata --------------------------------------------------------------------
+
+    def list_data_keys(self) -> list[tuple[EnvRef, bytes, str]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT project, name, data_key, key_id FROM environments ORDER BY project, name"
+            ).fetchall()
+            return [(EnvRef(str(r[0]), str(r[1])), bytes(r[2]), str(r[3])) for r in rows]
+
+    def replace_data_keys(self, rewrapped: Iterable[tuple[EnvRef, bytes, str]]) -> None:
+        with self._write() as conn:
+            for ref, data_key, key_id in rewrapped:
+                cur = conn.execute(
+                    "UPDATE environments SET data_key = ?, key_id = ? WHERE project = ? AND name = ?",
+                    (data_key, key_id, ref.project, ref.name),
+                )
+                if cur.rowcount == 0:
+                    raise _not_found(ref)
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM store_meta WHERE key = ?", (key,)).fetchone()
+            return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO store_meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def close(self) -> None:
+        self._conn.close()
