@@ -10,6 +10,6 @@ if [ ! -x "$venv/bin/pytest" ] || [ "$root/pyproject.toml" -nt "$venv/.installed
   touch "$venv/.installed-test" "$venv/.installed"
 fi
 cd "$root"
-"$venv/bin/ruff" check src tests bench
+"$venv/bin/ruff" check
 "$venv/bin/mypy"
 exec "$venv/bin/pytest" "$@"
