@@ -20,7 +20,10 @@ step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 step "$sr" init
 step "$sr" env init aphiria.com/Preview -f "$root/examples/aphiria/environments/Preview.yaml"
 step "$sr" env init aphiria.com/Production -f "$root/examples/aphiria/environments/Production.yaml"
-step "$sr" env set aphiria.com/Preview pulumiConfig."prometheus:authToken" "$("$venv/bin/python" -c 'import secrets; print(secrets.token_hex(32))')" --secret
+# A fresh 32-byte token, piped in so that it never shows on a command line.
+printf '\n\033[1m$ %s\033[0m\n' "openssl rand -hex 32 | strongroom env set aphiria.com/Preview pulumiConfig.\"prometheus:authToken\" --secret -f -"
+"$venv/bin/python" -c 'import secrets; print(secrets.token_hex(32), end="")' \
+  | "$sr" env set aphiria.com/Preview pulumiConfig."prometheus:authToken" --secret -f -
 step "$sr" env tag aphiria.com/Preview stable
 step "$sr" env ls
 step "$sr" env get aphiria.com/Preview

@@ -239,7 +239,11 @@ def env_set(
         raise UsageError("give either VALUE or --file", hint="for example: strongroom env set ENV a.b 42")
     ref = _env(name)
     keys = _path(path)
-    raw = _read_input(source, "value") if source is not None else _text_arg(value or "", "the value")
+    if source is not None:
+        raw = _read_input(source, "value")
+        raw = raw[:-1] if raw.endswith("\n") else raw  # as $(...) would: `openssl rand -hex 32 | ... -f -`
+    else:
+        raw = _text_arg(value or "", "the value")
     parsed: Any = raw if secret or source is not None else parse_value(raw)
     rev = _app(ctx).service().set_value(ref, keys, parsed, secret=secret, plaintext_ok=plaintext)
     click.echo(f"Updated {ref} (revision {rev.number}).", err=True)
@@ -328,6 +332,8 @@ def env_diff(ctx: click.Context, a: str, b: str | None, show_secrets: bool) -> N
             click.echo(f"+ {change.path}: {show(change.new)}")
         elif change.kind == "removed":
             click.echo(f"- {change.path}: {show(change.old)}")
+        elif show(change.old) == show(change.new) == MASK:
+            click.echo(f"~ {change.path}: {MASK} (changed)")
         else:
             click.echo(f"~ {change.path}: {show(change.old)} -> {show(change.new)}")
 
