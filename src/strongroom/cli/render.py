@@ -8,7 +8,7 @@ Writing it ourselves keeps ruamel (~20 ms to import) off ``env get``'s path.
 
 from __future__ import annotations
 
-__all__ = ["MASK", "to_json", "to_yaml", "unmask"]
+__all__ = ["MASK", "to_dotenv", "to_json", "to_shell", "to_string", "to_yaml", "unmask"]
 
 import json
 import re
@@ -117,3 +117,42 @@ def to_yaml(value: Any, *, show_secrets: bool = False) -> str:
     lines: list[str] = []
     _emit(value, 0, lines, show_secrets)
     return "\n".join(lines) + "\n"
+
+
+_DOTENV_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _env_value(value: Any, show_secrets: bool) -> str:
+    plain = unmask(value, show_secrets)
+    if isinstance(plain, str):
+        return plain
+    if isinstance(plain, bool):
+        return "true" if plain else "false"
+    if plain is None:
+        return ""
+    if isinstance(plain, int | float):
+        return str(plain)
+    return json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
+
+
+def to_dotenv(variables: dict[str, Any], *, show_secrets: bool = False) -> str:
+    """``KEY="value"`` lines; backslashes, quotes and newlines are escaped as dotenv readers expect."""
+    lines = []
+    for name, value in variables.items():
+        text = "".join(_DOTENV_ESCAPES.get(ch, ch) for ch in _env_value(value, show_secrets))
+        lines.append(f'{name}="{text}"')
+    return "".join(line + "\n" for line in lines)
+
+
+def to_shell(variables: dict[str, Any], *, show_secrets: bool = False) -> str:
+    """``export KEY='value'`` lines that a POSIX shell can ``eval``."""
+    lines = []
+    for name, value in variables.items():
+        text = _env_value(value, show_secrets).replace("'", "'\\''")
+        lines.append(f"export {name}='{text}'")
+    return "".join(line + "\n" for line in lines)
+
+
+def to_string(value: Any, *, show_secrets: bool = False) -> str:
+    """A scalar as bare text (no quotes); objects and lists as compact JSON."""
+    return _env_value(value, show_secrets) + "\n"
