@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from strongroom.audit.chain import verify
 from strongroom.errors import InvalidInputError, StoreUnavailableError
-from strongroom.model import EnvRef
+from strongroom.model import AuditEvent, EnvRef, TokenRecord
 from strongroom.storage import migrate
 from strongroom.storage.base import SCHEMA_VERSION, Store, open_store
 from strongroom.storage.sql import SqlAlchemyStore
 from strongroom.testing.storage_conformance import StoreConformance
 
-TABLES = {"alembic_version", "environments", "revisions", "revision_tags", "store_meta"}
+TABLES = {
+    "alembic_version",
+    "environments",
+    "revisions",
+    "revision_tags",
+    "store_meta",
+    "audit_log",
+    "audit_head",
+    "tokens",
+}
 
 
 def sqlite_url(path: Path) -> str:
@@ -39,6 +53,137 @@ def table_names(url: str) -> set[str]:
         engine.dispose()
 
 
+def run_sql(url: str, sql: str) -> None:
+    """Run one statement on the database at ``url`` through a connection of its own, and commit."""
+    engine = sa.create_engine(migrate.normalise_url(url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(sql)
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------- two processes
+
+# Appends COUNT revisions to aphiria.com/Preview, each with its audit event, retrying on
+# ConflictError. Says "ready", waits for a line on stdin, then races; prints its conflicts.
+RACE_SCRIPT = r"""
+import sys
+from pathlib import Path
+
+from strongroom.errors import ConflictError
+from strongroom.model import AuditEvent, EnvRef, TokenRecord
+
+kind, who, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+target = sys.stdin.readline().strip()
+if kind == "native":
+    from strongroom.storage.sqlite import SqliteStore
+
+    store = SqliteStore.open(Path(target))
+else:
+    from strongroom.storage.sql import SqlAlchemyStore
+
+    store = SqlAlchemyStore.open(target, create=False)
+env = EnvRef("aphiria.com", "Preview")
+conflicts = 0
+print("ready", flush=True)
+sys.stdin.readline()
+for i in range(count):
+    for _attempt in range(100_000):
+        latest = store.get_environment(env).latest_revision
+        event = AuditEvent(
+            at=f"2026-11-29T03:00:00.{i:06d}Z",
+            actor=who,
+            action="env.write",
+            environment=str(env),
+            revision=latest + 1,
+            details=(("i", str(i)),),
+        )
+        try:
+            store.append_revision(
+                env,
+                expected_latest=latest,
+                definition=f"{who}: {i}\n",
+                compiled="{}",
+                author=who,
+                at=event.at,
+                audit=[event],
+            )
+        except ConflictError:
+            conflicts += 1
+            continue
+        break
+    else:
+        raise SystemExit(f"{who} never got change {i} in")
+store.close()
+print(f"done {conflicts}", flush=True)
+"""
+
+
+def race_two_processes(store: Store, kind: str, target: str, *, per_process: int = 50) -> list[int]:
+    """Two processes each append ``per_process`` audited revisions to aphiria.com/Preview at once.
+
+    ``target`` (a URL or a path) goes to them on stdin, not on the command line. Returns their
+    conflict counts after checking the store: one unbroken chain, one record per revision.
+    """
+    env = EnvRef("aphiria.com", "Preview")
+    store.create_environment(
+        env,
+        data_key=b"k",
+        key_id="k1",
+        definition="a: 1\n",
+        compiled="{}",
+        author="alice",
+        at="2026-11-29T02:00:00Z",
+        audit=[AuditEvent(at="2026-11-29T02:00:00Z", actor="alice", action="env.create", environment=str(env))],
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE_SCRIPT, kind, who, str(per_process)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        for who in ("p1", "p2")
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdin is not None
+            assert proc.stdout is not None
+            proc.stdin.write(target + "\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+            assert line == "ready\n", (line, proc.stderr.read() if proc.stderr else "")
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        outputs = [proc.communicate(timeout=300) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for proc, (_out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+    total = 2 * per_process + 1
+    assert store.get_environment(env).latest_revision == total
+    records = store.list_audit()
+    head = store.audit_head()
+    assert verify(records, head=head) == (total, None)
+    assert head[0] == total
+    assert [r.event.action for r in records] == ["env.create"] + ["env.write"] * (total - 1)
+    assert [r.event.revision for r in records[1:]] == list(range(2, total + 1))
+    for who in ("p1", "p2"):
+        mine = [r.event.details for r in records if r.event.actor == who]
+        assert mine == [(("i", str(i)),) for i in range(per_process)]
+    authors = {r.number: r.author for r in store.list_revisions(env)}
+    assert all(authors[r.event.revision] == r.event.actor for r in records[1:] if r.event.revision)
+    return [int(out.split()[-1]) for out, _err in outputs]
+
+
 # --------------------------------------------------------------------------- conformance
 
 
@@ -53,6 +198,34 @@ class TestSqlAlchemyStoreOnSqlite(StoreConformance):
     def open_another(self, store: Store) -> Store | None:
         return SqlAlchemyStore.open(self.url, create=False)
 
+    def tamper(self, store: Store, sql: str) -> None:
+        run_sql(self.url, sql)
+
+    def test_two_processes_extend_one_audit_chain(self, store: Store) -> None:
+        race_two_processes(store, "sqlalchemy", self.url)
+
+    @pytest.mark.parametrize(
+        ("filters", "index"),
+        [
+            ({"environment": "a/b"}, "ix_audit_log_environment"),
+            ({"actor": "alice"}, "ix_audit_log_actor"),
+            ({"action": "env.read"}, "ix_audit_log_action"),
+        ],
+    )
+    def test_list_audit_uses_the_index(self, store: Store, filters: dict[str, str], index: str) -> None:
+        assert isinstance(store, SqlAlchemyStore)
+        query = store._audit_query(**filters, after_seq=10, limit=5)
+        sql = str(query.compile(dialect=sa.dialects.sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+        engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+        finally:
+            engine.dispose()
+        assert f"USING INDEX {index}" in plan, plan
+        assert "seq>?" in plan.replace(" ", ""), plan  # keyset paging runs on the index too
+        assert "TEMP B-TREE" not in plan, plan  # and the index gives the order: no sort
+
 
 @pytest.mark.postgres
 class TestSqlAlchemyStoreOnPostgres(StoreConformance):
@@ -65,6 +238,62 @@ class TestSqlAlchemyStoreOnPostgres(StoreConformance):
 
     def open_another(self, store: Store) -> Store | None:
         return SqlAlchemyStore.open(self.url, create=False)
+
+    def tamper(self, store: Store, sql: str) -> None:
+        run_sql(self.url, sql)
+
+    def test_two_processes_extend_one_audit_chain(self, store: Store) -> None:
+        conflicts = race_two_processes(store, "sqlalchemy", self.url)
+        print(f"conflicts retried: {conflicts}")
+
+    def test_overlong_audit_value_fails_the_change(self, store: Store) -> None:
+        """PostgreSQL enforces the column lengths: an audit event that does not fit fails its change."""
+        self.create(store)
+        self.append(store, EnvRef("aphiria.com", "Preview"), 1)
+        with pytest.raises(StoreUnavailableError, match="audit log"):
+            store.append_revision(
+                EnvRef("aphiria.com", "Preview"),
+                expected_latest=2,
+                definition="x: 1\n",
+                compiled="{}",
+                author="bob",
+                at="2026-11-29T02:00:00Z",
+                audit=[AuditEvent(at="2026-11-29T02:00:00Z", actor="m" * 201, action="env.write")],
+            )
+        assert store.get_environment(EnvRef("aphiria.com", "Preview")).latest_revision == 2
+        assert store.list_audit() == []
+        assert store.audit_head()[0] == 0
+
+    @pytest.mark.parametrize(
+        ("filters", "index"),
+        [
+            ({"environment": "aphiria.com/Preview"}, "ix_audit_log_environment"),
+            ({"actor": "alice"}, "ix_audit_log_actor"),
+            ({"action": "env.create"}, "ix_audit_log_action"),
+        ],
+    )
+    def test_list_audit_uses_the_index(self, store: Store, filters: dict[str, str], index: str) -> None:
+        assert isinstance(store, SqlAlchemyStore)
+        # Enough rows, and statistics, for the planner to prefer an index to a scan.
+        values = [("aphiria.com/Other", "bob", "env.read")] * 4000 + [("aphiria.com/Preview", "alice", "env.create")]
+        store.append_audit(
+            [
+                AuditEvent(at="2026-11-29T02:00:00Z", actor=actor, action=action, environment=environment)
+                for environment, actor, action in values
+            ]
+        )
+        self.tamper(store, "ANALYZE audit_log")
+        query = store._audit_query(**filters, after_seq=10, limit=5)
+        sql = str(query.compile(dialect=sa.dialects.postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+        engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                plan = "\n".join(str(row[0]) for row in connection.exec_driver_sql(f"EXPLAIN {sql}"))
+        finally:
+            engine.dispose()
+        assert f"Index Scan using {index}" in plan, plan
+        assert "Sort" not in plan, plan
+        assert [r.seq for r in store.list_audit(**filters, after_seq=10, limit=5)] == [4001]
 
 
 class TestNativeSqliteStore(StoreConformance):
@@ -85,6 +314,43 @@ class TestNativeSqliteStore(StoreConformance):
         from strongroom.storage.sqlite import SqliteStore
 
         return SqliteStore.open(self.path, create=False)
+
+    def tamper(self, store: Store, sql: str) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        try:
+            conn.execute(sql)
+        finally:
+            conn.close()
+
+    def test_two_processes_extend_one_audit_chain(self, store: Store) -> None:
+        race_two_processes(store, "native", str(self.path))
+
+
+def test_both_sqlite_stores_extend_the_same_chain(tmp_path: Path) -> None:
+    """The native store and SqlAlchemyStore read and write one SQLite file's audit log alike."""
+    from strongroom.storage.sqlite import SqliteStore
+
+    path = tmp_path / "store.db"
+    native = SqliteStore.open(path, create=True)
+    other = SqlAlchemyStore.open(sqlite_url(path), create=False)
+    try:
+        details = (("value", "hmac:é🙂"), ("view", "open"))
+        event = AuditEvent(at="2026-11-29T02:00:00Z", actor="ünï", action="env.open", details=details)
+        written = native.append_audit([event]) + other.append_audit([event]) + native.append_audit([event])
+        other.create_token(
+            TokenRecord("tok_a1", "ci", "reader", ("a/*",), "a" * 64, "2026-11-29T02:00:00Z", "alice"),
+            audit=[event],
+        )
+        native.revoke_token("tok_a1", at="2026-11-29T03:00:00Z", audit=[event])
+        assert written == native.list_audit()[:3]
+        assert native.list_audit() == other.list_audit()
+        assert native.audit_head() == other.audit_head()
+        assert verify(other.list_audit(), head=other.audit_head()) == (5, None)
+        assert native.list_tokens() == other.list_tokens()
+        assert other.list_tokens()[0].revoked_at == "2026-11-29T03:00:00Z"
+    finally:
+        native.close()
+        other.close()
 
 
 # --------------------------------------------------------------------------- migrations

@@ -6,12 +6,15 @@ __all__ = [
     "LATEST",
     "MAX_DEFINITION_BYTES",
     "MAX_VALUE_BYTES",
+    "AuditEvent",
+    "AuditRecord",
     "EnvRef",
     "EnvironmentRecord",
     "RevisionRecord",
     "RevisionRef",
     "Secret",
     "TagRecord",
+    "TokenRecord",
     "validate_tag_name",
 ]
 
@@ -184,3 +187,45 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(("secret", self._value))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """Something to record. ``details`` never holds plaintext: values appear only as keyed HMACs."""
+
+    at: str
+    actor: str
+    action: str
+    outcome: str = "ok"  # "ok", "denied" or "error"
+    environment: str | None = None
+    revision: int | None = None
+    client: str | None = None
+    details: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """An :class:`AuditEvent` as stored: numbered and hash-chained to the record before it."""
+
+    seq: int
+    event: AuditEvent
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """An API token as stored: only a hash of its secret part is kept."""
+
+    token_id: str
+    name: str
+    role: str
+    scopes: tuple[str, ...]
+    secret_hash: str
+    created_at: str
+    created_by: str
+    expires_at: str | None = None
+    revoked_at: str | None = None
+
+    def __repr__(self) -> str:
+        return f"TokenRecord(token_id={self.token_id!r}, name={self.name!r}, role={self.role!r})"

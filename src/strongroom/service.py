@@ -16,14 +16,22 @@ __all__ = [
     "parse_value",
 ]
 
+import base64
+import hashlib
+import hmac
 import json
 import math
+import os
+import random
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from strongroom.audit.chain import ChainBreak
+from strongroom.audit.chain import verify as verify_chain
 from strongroom.definition import SECRET_FN, Document, is_secret_node, parse_definition
 from strongroom.errors import (
     ConflictError,
@@ -35,6 +43,8 @@ from strongroom.errors import (
 from strongroom.language.paths import Path, format_path
 from strongroom.model import (
     MAX_VALUE_BYTES,
+    AuditEvent,
+    AuditRecord,
     EnvironmentRecord,
     EnvRef,
     RevisionRecord,
@@ -50,8 +60,11 @@ if TYPE_CHECKING:
 
 META_MASTER_KEY_ID = "master_key_id"
 META_KDF_PARAMS = "kdf_params"
+META_AUDIT_KEY = "audit_hmac_key"
+#: The name bound (as associated data) to the wrapped audit HMAC key; no user environment can have it.
+_AUDIT_KEY_REF = EnvRef(".", "audit-hmac-key")
 #: How often a path-level write (``env set``/``env rm PATH``) is re-applied after losing a race.
-WRITE_RETRIES = 5
+WRITE_RETRIES = 20
 
 _SENSITIVE_KEY = re.compile(r"pass(word|wd|phrase)?|token|secret|api[_-]?key|private[_-]?key|credential", re.I)
 _CREDENTIAL_PREFIX = re.compile(
@@ -152,12 +165,15 @@ class Service:
         *,
         load_keyring: Callable[[Store], Keyring],
         actor: str,
+        client: str | None = "local",
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._store = store
         self._load_keyring = load_keyring
         self._keyring: Keyring | None = None
+        self._audit_key: bytes | None = None
         self._actor = actor
+        self._client = client
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -170,13 +186,75 @@ class Service:
     def _now(self) -> str:
         return format_time(self._clock())
 
+    # -- audit --------------------------------------------------------------------------------
+
+    def _event(
+        self,
+        action: str,
+        *,
+        env: EnvRef | None = None,
+        revision: int | None = None,
+        outcome: str = "ok",
+        details: Iterable[tuple[str, str]] = (),
+    ) -> AuditEvent:
+        return AuditEvent(
+            at=self._now(),
+            actor=self._actor,
+            action=action,
+            outcome=outcome,
+            environment=None if env is None else str(env),
+            revision=revision,
+            client=self._client,
+            details=tuple(sorted(details)),
+        )
+
+    def record(self, event: AuditEvent) -> None:
+        """Append an event that goes with no change (used by the server for denials)."""
+        self._store.append_audit([event])
+
+    def audit_key(self) -> bytes:
+        """The key of the audit log's value HMACs: random, wrapped by the master key, made on first use."""
+        if self._audit_key is None:
+            stored = self._store.get_meta(META_AUDIT_KEY)
+            if stored is None:
+                key = os.urandom(32)
+                primary = self.keyring().primary
+                self._store.set_meta(META_AUDIT_KEY, _wrapped_json(primary.key_id, primary.wrap(_AUDIT_KEY_REF, key)))
+                self._audit_key = key
+            else:
+                info = json.loads(stored)
+                wrapped = base64.b64decode(info["wrapped"])
+                self._audit_key = self.keyring().get(info["key_id"]).unwrap(_AUDIT_KEY_REF, wrapped)
+        return self._audit_key
+
+    def value_hmac(self, value: str) -> str:
+        """The keyed HMAC the audit log records instead of a value."""
+        return hmac.new(self.audit_key(), value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+    def _secret_hmacs(self, value: Any, path: Path = ()) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+
+        def walk(node: Any, here: Path) -> None:
+            if isinstance(node, Secret):
+                if node.revealed:
+                    found.append((f"hmac:{format_path(here, 'values')}", self.value_hmac(node.reveal())))
+            elif isinstance(node, dict):
+                for k, v in node.items():
+                    walk(v, (*here, k))
+            elif isinstance(node, list):
+                for i, v in enumerate(node):
+                    walk(v, (*here, i))
+
+        walk(value, path)
+        return found
+
     # -- keys ---------------------------------------------------------------------------------
 
     def keyring(self) -> Keyring:
         if self._keyring is None:
             keyring = self._load_keyring(self._store)
             expected = self._store.get_meta(META_MASTER_KEY_ID)
-            if expected is not None and expected not in keyring.ids:
+            if expected is not None and expected not in keyring.ids and not self._wraps_data_keys(keyring):
                 raise KeyUnavailableError(
                     f"wrong master key: this store was made with key id {expected}, "
                     f"the loaded key has id {', '.join(keyring.ids)}",
@@ -184,6 +262,11 @@ class Service:
                 )
             self._keyring = keyring
         return self._keyring
+
+    def _wraps_data_keys(self, keyring: Keyring) -> bool:
+        """True when ``keyring`` wrapped the data keys (a rotation that stopped before its last step)."""
+        keys = self._store.list_data_keys()
+        return bool(keys) and all(key_id in keyring.ids for _ref, _wrapped, key_id in keys)
 
     def _data_key(self, env: EnvironmentRecord) -> bytes:
         return self.keyring().get(env.key_id).unwrap(env.ref, env.data_key)
@@ -194,7 +277,8 @@ class Service:
         keyring = self.keyring()
         if existing is None:
             self._store.set_meta(META_MASTER_KEY_ID, keyring.primary.key_id)
-            return keyring.primary.key_id
+            existing = keyring.primary.key_id
+        self.audit_key()
         return existing
 
     def rewrap_data_keys(self, new_keyring: Keyring) -> int:
@@ -204,15 +288,80 @@ class Service:
         """
         old = self.keyring()
         target = new_keyring.primary
+
+        def source(key_id: str) -> Any:
+            return new_keyring.get(key_id) if key_id in new_keyring.ids else old.get(key_id)
+
+        audit_key = self.audit_key()
         rewrapped: list[tuple[EnvRef, bytes, str]] = []
         for ref, wrapped, key_id in self._store.list_data_keys():
-            source = new_keyring.get(key_id) if key_id in new_keyring.ids else old.get(key_id)
-            data_key = source.unwrap(ref, wrapped)
+            data_key = source(key_id).unwrap(ref, wrapped)
             rewrapped.append((ref, target.wrap(ref, data_key), target.key_id))
-        self._store.replace_data_keys(rewrapped)
+        # The audit key first: until the data keys follow, both master keys are still loadable.
+        self._store.set_meta(META_AUDIT_KEY, _wrapped_json(target.key_id, target.wrap(_AUDIT_KEY_REF, audit_key)))
+        self._store.replace_data_keys(
+            rewrapped,
+            audit=[self._event("key.rotate", details=[("key_id", target.key_id), ("count", str(len(rewrapped)))])],
+        )
         self._store.set_meta(META_MASTER_KEY_ID, target.key_id)
         self._keyring = new_keyring
         return len(rewrapped)
+
+    def audit_log(
+        self,
+        *,
+        environment: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+        page_size: int = 10_000,
+    ) -> Iterator[AuditRecord]:
+        """Audit records, oldest first, matching every filter given. Reading the log is itself recorded."""
+        self.record(self._event("audit.read", details=[("view", "log")]))
+        after, left = 0, limit
+        while left is None or left > 0:
+            size = page_size if left is None else min(page_size, left)
+            page = self._store.list_audit(
+                environment=environment, actor=actor, action=action, since=since, after_seq=after, limit=size
+            )
+            yield from page
+            if len(page) < size:
+                return
+            after = page[-1].seq
+            if left is not None:
+                left -= len(page)
+
+    def verify_audit(self, *, page_size: int = 10_000) -> tuple[int, ChainBreak | None]:
+        """Walk the whole chain; returns (records checked, first break or None)."""
+        head = self._store.audit_head()
+
+        def records() -> Iterator[AuditRecord]:
+            after = 0
+            while True:
+                page = self._store.list_audit(after_seq=after, limit=page_size)
+                for rec in page:
+                    if rec.seq > head[0]:
+                        return
+                    yield rec
+                if len(page) < page_size:
+                    return
+                after = page[-1].seq
+
+        return verify_chain(records(), head=head)
+
+    def search_value(self, value: str) -> list[AuditRecord]:
+        """Every record whose details carry the HMAC of ``value``: who read or wrote it, and when."""
+        digest = self.value_hmac(value)
+        self.record(self._event("audit.read", details=[("view", "hash")]))
+        found: list[AuditRecord] = []
+        after = 0
+        while True:
+            page = self._store.list_audit(after_seq=after, limit=10_000)
+            found.extend(rec for rec in page if any(v == digest for _k, v in rec.event.details))
+            if len(page) < 10_000:
+                return found
+            after = page[-1].seq
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -230,20 +379,27 @@ class Service:
         return self._store.get_revision(ref.env, self._store.resolve_tag(ref.env, sel))
 
     def definition(self, ref: RevisionRef) -> RevisionRecord:
-        """The stored definition (YAML with ciphertext only)."""
-        return self.resolve(ref)
+        """The stored definition (YAML with ciphertext only). Audited as a read."""
+        rev = self.resolve(ref)
+        self.record(self._event("read", env=ref.env, revision=rev.number, details=[("view", "definition")]))
+        return rev
 
     def definition_text(self, ref: RevisionRef, *, show_secrets: bool = False) -> str:
         """The definition as YAML: ciphertext as stored, or with ``fn::secret: PLAINTEXT`` when asked."""
         rev = self.resolve(ref)
         if not show_secrets or SECRET_FN not in rev.definition:
+            self.record(self._event("read", env=ref.env, revision=rev.number, details=[("view", "definition")]))
             return rev.definition
         decrypt = self._decryptor(ref.env)
         doc = parse_definition(rev.definition, str(ref.env))
-        for _path, node in list(doc.secret_nodes()):
+        hmacs: list[tuple[str, str]] = []
+        for path, node in list(doc.secret_nodes()):
             arg = node[SECRET_FN]
             if isinstance(arg, dict):
-                node[SECRET_FN] = decrypt(str(arg["ciphertext"]))
+                plaintext = decrypt(str(arg["ciphertext"]))
+                node[SECRET_FN] = plaintext
+                hmacs.append((f"hmac:{format_path(path)}", self.value_hmac(plaintext)))
+        self.record(self._event("decrypt", env=ref.env, revision=rev.number, details=[("view", "definition"), *hmacs]))
         return doc.dump()
 
     def read(self, ref: RevisionRef, path: Path = (), *, show_secrets: bool = False) -> Any:
@@ -267,8 +423,17 @@ class Service:
                     hint=f"run `strongroom env get {ref}` to see its values",
                 )
             node = node[seg]
-        decrypt = self._decryptor(ref.env) if show_secrets else None
-        return _reveal(node, decrypt)
+        details = [("path", format_path(path, "values"))] if path else []
+        if not show_secrets:
+            self.record(self._event("read", env=ref.env, revision=rev.number, details=details))
+            return _reveal(node, None)
+        value = _reveal(node, self._decryptor(ref.env))
+        self.record(
+            self._event(
+                "decrypt", env=ref.env, revision=rev.number, details=[*details, *self._secret_hmacs(value, path)]
+            )
+        )
+        return value
 
     def _decryptor(self, env: EnvRef) -> Callable[[str], str]:
         from strongroom.crypto.format import decrypt_secret
@@ -280,16 +445,20 @@ class Service:
         tags: dict[int, list[str]] = {}
         for tag in self._store.list_tags(env):
             tags.setdefault(tag.revision, []).append(tag.name)
-        return [
+        entries = [
             HistoryEntry(r.number, r.created_at, r.author, tuple(sorted(tags.get(r.number, ()))))
             for r in self._store.list_revisions(env)
         ]
+        self.record(self._event("read", env=env, details=[("view", "history")]))
+        return entries
 
     def list_tags(self, env: EnvRef) -> list[TagRecord]:
-        return self._store.list_tags(env)
+        tags = self._store.list_tags(env)
+        self.record(self._event("read", env=env, details=[("view", "tags")]))
+        return tags
 
     def diff(self, a: RevisionRef, b: RevisionRef, *, show_secrets: bool = False) -> list[Change]:
-        """Leaf-by-leaf differences from ``a`` to ``b``. Secrets compare by plaintext when a key is at hand."""
+        """Leaf-by-leaf differences from ``a`` to ``b``; secrets compare by plaintext when a key is at hand."""
         rev_a, rev_b = self.resolve(a), self.resolve(b)
         flat_a = _flatten(json.loads(rev_a.compiled) if rev_a.compiled else {})
         flat_b = _flatten(json.loads(rev_b.compiled) if rev_b.compiled else {})
@@ -299,8 +468,15 @@ class Service:
             for k in flat_a.keys() | flat_b.keys()
             if flat_a.get(k) != flat_b.get(k)
         )
-        if show_secrets or (secrets_differ and rev_a.ref != rev_b.ref):
+        if show_secrets:
             dec_a, dec_b = self._decryptor(a.env), self._decryptor(b.env)
+        elif secrets_differ:
+            # Compare secrets by plaintext when the key is at hand (a secret re-set to the same
+            # value is no change); without the key, a new ciphertext counts as a change.
+            try:
+                dec_a, dec_b = self._decryptor(a.env), self._decryptor(b.env)
+            except KeyUnavailableError:
+                dec_a = dec_b = None
         changes: list[Change] = []
         for key in sorted(flat_a.keys() | flat_b.keys()):
             in_a, in_b = key in flat_a, key in flat_b
@@ -312,6 +488,14 @@ class Service:
                 changes.append(Change(key, "added", new=new))
             elif not _same(flat_a[key], flat_b[key], dec_a, dec_b):
                 changes.append(Change(key, "changed", old=old, new=new))
+        action = "decrypt" if show_secrets else "read"
+        hmacs = self._secret_hmacs([(c.old, c.new) for c in changes]) if show_secrets else []
+        events = [
+            self._event(action, env=a.env, revision=rev_a.number, details=[("view", "diff"), *hmacs]),
+        ]
+        if b.env != a.env or rev_b.number != rev_a.number:
+            events.append(self._event(action, env=b.env, revision=rev_b.number, details=[("view", "diff")]))
+        self._store.append_audit(events)
         return changes
 
     # -- writing ------------------------------------------------------------------------------
@@ -340,6 +524,7 @@ class Service:
             compiled=compiled,
             author=self._actor,
             at=self._now(),
+            audit=[self._event("create", env=env, revision=1)],
         )
 
     def replace_definition(self, env: EnvRef, text: str, *, expected_latest: int | None = None) -> RevisionRecord:
@@ -356,6 +541,7 @@ class Service:
             compiled=compiled,
             author=self._actor,
             at=self._now(),
+            audit=[self._event("write", env=env, revision=base + 1, details=[("change", "edit")])],
         )
 
     def _encryptor(self, record: EnvironmentRecord) -> Callable[[str], str]:
@@ -364,7 +550,12 @@ class Service:
         data_key = self._data_key(record)
         return lambda plaintext: encrypt_secret(data_key, record.ref, plaintext)
 
-    def _edit(self, env: EnvRef, apply: Callable[[Document, EnvironmentRecord], None]) -> RevisionRecord:
+    def _edit(
+        self,
+        env: EnvRef,
+        apply: Callable[[Document, EnvironmentRecord], None],
+        details: list[tuple[str, str]],
+    ) -> RevisionRecord:
         """Read the newest revision, apply a path-level edit, write; re-apply if another writer won."""
         for attempt in range(WRITE_RETRIES):
             record = self._store.get_environment(env)
@@ -381,10 +572,13 @@ class Service:
                     compiled=checked.compiled(),
                     author=self._actor,
                     at=self._now(),
+                    audit=[self._event("write", env=env, revision=rev.number + 1, details=details)],
                 )
             except ConflictError:
                 if attempt == WRITE_RETRIES - 1:
                     raise
+                # Jittered exponential backoff, so that writers racing in lockstep fall apart.
+                time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))  # noqa: S311
         raise AssertionError("unreachable")
 
     def set_value(
@@ -411,6 +605,9 @@ class Service:
                 f"{format_path(path, 'values')} looks like a credential and would be stored in plaintext",
                 hint="add --secret to encrypt it, or --plaintext if it really is not secret",
             )
+        details = [("change", "set"), ("path", format_path(path, "values"))]
+        if secret:
+            details.append(("value_hmac", self.value_hmac(value)))
 
         def apply(doc: Document, record: EnvironmentRecord) -> None:
             if secret:
@@ -424,13 +621,14 @@ class Service:
             else:
                 doc.set(path, value)
 
-        return self._edit(env, apply)
+        return self._edit(env, apply, details)
 
     def remove_value(self, env: EnvRef, path: Path) -> RevisionRecord:
-        return self._edit(env, lambda doc, _record: doc.delete(path))
+        details = [("change", "remove"), ("path", format_path(path, "values"))]
+        return self._edit(env, lambda doc, _record: doc.delete(path), details)
 
     def delete_environment(self, env: EnvRef) -> None:
-        self._store.delete_environment(env)
+        self._store.delete_environment(env, audit=[self._event("delete", env=env)])
 
     def rollback(self, target: RevisionRef) -> RevisionRecord:
         """Write a new revision whose content is that of ``target``."""
@@ -443,17 +641,19 @@ class Service:
             compiled=old.compiled,
             author=self._actor,
             at=self._now(),
+            audit=[self._event("rollback", env=target.env, revision=latest + 1, details=[("to", str(old.number))])],
         )
 
     def tag(self, env: EnvRef, tag: str, revision: int | str | None = None) -> int:
         validate_tag_name(tag)
         number = self.resolve(RevisionRef(env, revision)).number
-        self._store.set_tag(env, tag, number, at=self._now())
+        event = self._event("tag.set", env=env, revision=number, details=[("tag", tag)])
+        self._store.set_tag(env, tag, number, at=self._now(), audit=[event])
         return number
 
     def untag(self, env: EnvRef, tag: str) -> None:
         validate_tag_name(tag)
-        self._store.delete_tag(env, tag)
+        self._store.delete_tag(env, tag, audit=[self._event("tag.delete", env=env, details=[("tag", tag)])])
 
     def clone(self, src: EnvRef, dst: EnvRef, *, preserve_history: bool = False) -> int:
         """Copy ``src`` to a new ``dst``; secrets are re-encrypted under ``dst``'s own data key."""
@@ -487,8 +687,16 @@ class Service:
             revisions=copied,
             tags=tags,
             at=self._now(),
+            audit=[
+                self._event("decrypt", env=src, revision=revisions[-1].number, details=[("view", "clone")]),
+                self._event("create", env=dst, revision=len(copied), details=[("cloned_from", str(src))]),
+            ],
         )
         return len(copied)
+
+
+def _wrapped_json(key_id: str, wrapped: bytes) -> str:
+    return json.dumps({"key_id": key_id, "wrapped": base64.b64encode(wrapped).decode("ascii")})
 
 
 def _has_plaintext_secret_marker(text: str) -> bool:

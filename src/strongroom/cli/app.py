@@ -67,7 +67,8 @@ def _read_input(source: str, what: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInputError(
-            f"{what} {'from stdin' if source == '-' else source!r} is not valid UTF-8 (bad byte at offset {exc.start})",
+            f"{what} {'from stdin' if source == '-' else repr(source)} is not valid UTF-8 "
+            f"(bad byte at offset {exc.start})",
             hint="save it as UTF-8 and try again; nothing was changed",
         ) from None
 
@@ -389,3 +390,13 @@ def env_clone(ctx: click.Context, src: str, dst: str, preserve_history: bool) ->
     source, target = _env(src), _env(dst)
     count = _app(ctx).service().clone(source, target, preserve_history=preserve_history)
     click.echo(f"Cloned {source} to {target} ({count} revision{'s' if count != 1 else ''}).", err=True)
+
+
+def _register() -> None:
+    from strongroom.cli.audit import audit
+
+    audit.__class__ = _Group
+    cli.add_command(audit)
+
+
+_register()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 __all__ = ["edit_in_editor"]
 
-import contextlib
 import os
 import shlex
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -35,6 +35,5 @@ def edit_in_editor(text: str, environ: Mapping[str, str]) -> str | None:
         except UnicodeDecodeError:
             raise InvalidInputError("the edited definition is not valid UTF-8; nothing was saved") from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        os.rmdir(folder)
+        # Editors leave backup and swap files beside the one they edit: remove the whole folder.
+        shutil.rmtree(folder, ignore_errors=True)

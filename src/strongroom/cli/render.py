@@ -24,7 +24,7 @@ _AMBIGUOUS = re.compile(
     r"|[-+]?[0-9].*|[-+.].*"
 )
 # Characters YAML does not allow unescaped in a double-quoted scalar (or that read back oddly).
-_UNSAFE_CHARS = re.compile("[\x7f-\x84\x86-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
+_UNSAFE_CHARS = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
 
 
 def unmask(value: Any, show_secrets: bool) -> Any:
@@ -114,6 +114,8 @@ def _inline(value: Any, show_secrets: bool) -> str:
 
 def to_yaml(value: Any, *, show_secrets: bool = False) -> str:
     """Block-style YAML for display. Masked secrets show as ``[secret]``."""
+    if isinstance(value, dict | list) and not value:
+        return _inline(value, show_secrets) + "\n"
     lines: list[str] = []
     _emit(value, 0, lines, show_secrets)
     return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ from strongroom.errors import PathError
 Path = tuple[str | int, ...]
 
 _PLAIN_SEGMENT = re.compile(r"[^.\[\]\"]+")
+_INDEX = re.compile(r"[0-9]+")
 _SIMPLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
@@ -23,20 +24,20 @@ def _error(text: str, pos: int, what: str) -> PathError:
 
 
 def _quoted(text: str, pos: int) -> tuple[str, int]:
-    """Read a double-quoted key starting at ``text[pos] == '"'``; return (key, next position)."""
+    """Read a double-quoted key (JSON string syntax) at ``text[pos] == '"'``; return (key, next position)."""
     i = pos + 1
-    chunks: list[str] = []
     while i < len(text):
         ch = text[i]
         if ch == "\\":
-            if i + 1 >= len(text):
-                break
-            chunks.append(text[i + 1])
             i += 2
             continue
         if ch == '"':
-            return "".join(chunks), i + 1
-        chunks.append(ch)
+            try:
+                return str(json.loads(text[pos : i + 1])), i + 1
+            except ValueError:
+                raise _error(
+                    text, pos, 'invalid escape in the quoted key (use JSON escapes such as \\" or \\n)'
+                ) from None
         i += 1
     raise _error(text, pos, "unterminated quoted key")
 
@@ -62,7 +63,7 @@ def parse_path(text: str) -> Path:
                 raise _error(text, i, "unclosed '['")
             else:
                 inner = text[i + 1 : end]
-                if not inner.isdigit():
+                if not _INDEX.fullmatch(inner):
                     raise _error(text, i, f"an index must be a non-negative number, not {inner!r}")
                 segments.append(int(inner))
                 i = end + 1

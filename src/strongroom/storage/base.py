@@ -10,20 +10,32 @@ from __future__ import annotations
 
 __all__ = ["SCHEMA_VERSION", "Store", "open_store"]
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from strongroom.errors import InvalidInputError
-from strongroom.model import EnvironmentRecord, EnvRef, RevisionRecord, TagRecord
+from strongroom.model import (
+    AuditEvent,
+    AuditRecord,
+    EnvironmentRecord,
+    EnvRef,
+    RevisionRecord,
+    TagRecord,
+    TokenRecord,
+)
 
 #: The Alembic head revision this code expects. Bumped with every migration.
-SCHEMA_VERSION = "0001"
+SCHEMA_VERSION = "0002"
 
 
 @runtime_checkable
 class Store(Protocol):
     """What the service needs from storage.
+
+    Every method that changes something takes ``audit``: events appended to the audit
+    log in the same transaction as the change, so a change is never without its
+    record and a failed audit write fails the change (fail-closed).
 
     Errors: ``EnvironmentNotFoundError``, ``RevisionNotFoundError``,
     ``TagNotFoundError``, ``AlreadyExistsError``, ``ConflictError`` (stale
@@ -40,6 +52,7 @@ class Store(Protocol):
         compiled: str,
         author: str,
         at: str,
+        audit: Sequence[AuditEvent] = (),
     ) -> RevisionRecord:
         """Create ``ref`` with revision 1. ``AlreadyExistsError`` if it exists."""
         ...
@@ -69,6 +82,7 @@ class Store(Protocol):
         compiled: str,
         author: str,
         at: str,
+        audit: Sequence[AuditEvent] = (),
     ) -> RevisionRecord:
         """Write revision ``expected_latest + 1``.
 
@@ -86,6 +100,7 @@ class Store(Protocol):
         revisions: list[tuple[str, str, str, str]],
         tags: list[tuple[str, int]],
         at: str,
+        audit: Sequence[AuditEvent] = (),
     ) -> None:
         """Create ``ref`` with whole history at once (clone --preserve-history).
 
@@ -93,17 +108,17 @@ class Store(Protocol):
         """
         ...
 
-    def delete_environment(self, ref: EnvRef) -> None: ...
+    def delete_environment(self, ref: EnvRef, *, audit: Sequence[AuditEvent] = ()) -> None: ...
 
     def resolve_tag(self, ref: EnvRef, tag: str) -> int:
         """The revision number ``tag`` points at; ``TagNotFoundError`` otherwise."""
         ...
 
-    def set_tag(self, ref: EnvRef, tag: str, revision: int, *, at: str) -> None:
+    def set_tag(self, ref: EnvRef, tag: str, revision: int, *, at: str, audit: Sequence[AuditEvent] = ()) -> None:
         """Create or move ``tag``. ``RevisionNotFoundError`` if ``revision`` does not exist."""
         ...
 
-    def delete_tag(self, ref: EnvRef, tag: str) -> None: ...
+    def delete_tag(self, ref: EnvRef, tag: str, *, audit: Sequence[AuditEvent] = ()) -> None: ...
 
     def list_tags(self, ref: EnvRef) -> list[TagRecord]: ...
 
@@ -111,13 +126,50 @@ class Store(Protocol):
         """``(env, wrapped data key, key id)`` for every environment."""
         ...
 
-    def replace_data_keys(self, rewrapped: Iterable[tuple[EnvRef, bytes, str]]) -> None:
+    def replace_data_keys(
+        self, rewrapped: Iterable[tuple[EnvRef, bytes, str]], *, audit: Sequence[AuditEvent] = ()
+    ) -> None:
         """Store re-wrapped data keys, all in one transaction."""
         ...
 
     def get_meta(self, key: str) -> str | None: ...
 
     def set_meta(self, key: str, value: str) -> None: ...
+
+    # -- audit log ------------------------------------------------------------------------------
+
+    def append_audit(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Append events on their own (reads, opens, denials), chained after the newest record."""
+        ...
+
+    def list_audit(
+        self,
+        *,
+        environment: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since: str | None = None,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[AuditRecord]:
+        """Records in chain order (oldest first) with ``seq > after_seq`` matching every filter given."""
+        ...
+
+    def audit_head(self) -> tuple[int, str]:
+        """The newest record's number and hash (``(0, GENESIS)`` for an empty log)."""
+        ...
+
+    # -- tokens -----------------------------------------------------------------------------------
+
+    def create_token(self, token: TokenRecord, *, audit: Sequence[AuditEvent] = ()) -> None: ...
+
+    def get_token(self, token_id: str) -> TokenRecord | None: ...
+
+    def list_tokens(self) -> list[TokenRecord]: ...
+
+    def revoke_token(self, token_id: str, *, at: str, audit: Sequence[AuditEvent] = ()) -> None:
+        """Mark a token revoked. ``NotFoundError`` for an unknown id."""
+        ...
 
     def close(self) -> None: ...
 

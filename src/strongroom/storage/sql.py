@@ -11,6 +11,14 @@ waits on the row lock, then matches no row; on SQLite writes take the database
 write lock up front with ``BEGIN IMMEDIATE``). The primary key of ``revisions`` is
 a second guard.
 
+Audit log: every mutator takes ``audit`` events and appends them, hash-chained, in
+the same transaction as its change, after the change itself; if the append fails,
+the change is rolled back (fail-closed). The chain head (the single ``audit_head``
+row) serialises appenders: on PostgreSQL it is locked with ``SELECT ... FOR UPDATE``
+(a concurrent appender waits, then reads the head the first one committed); on
+SQLite the ``BEGIN IMMEDIATE`` write lock already serialises. The head is always the
+last lock a transaction takes, so it cannot be part of a deadlock.
+
 Besides :class:`SqlAlchemyStore`, the module offers the few connection helpers
 that :mod:`strongroom.storage.migrate` shares with it.
 """
@@ -26,7 +34,8 @@ __all__ = [
     "transaction",
 ]
 
-from collections.abc import Iterable, Iterator, Mapping
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,18 +46,29 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import TableClause
 
+from strongroom.audit.chain import canonical_event, record_hash
 from strongroom.errors import (
     AlreadyExistsError,
     ConflictError,
     EnvironmentNotFoundError,
     InvalidInputError,
+    NotFoundError,
     RevisionNotFoundError,
     StoreUnavailableError,
     TagNotFoundError,
 )
-from strongroom.model import EnvironmentRecord, EnvRef, RevisionRecord, TagRecord
+from strongroom.model import (
+    AuditEvent,
+    AuditRecord,
+    EnvironmentRecord,
+    EnvRef,
+    RevisionRecord,
+    TagRecord,
+    TokenRecord,
+)
 
 # The tables as queried (lightweight clauses: the DDL lives in the migrations).
 _ENVIRONMENTS = sa.table(
@@ -81,6 +101,52 @@ _META = sa.table(
     "store_meta",
     sa.column("key", sa.String),
     sa.column("value", sa.Text),
+)
+_AUDIT_LOG = sa.table(
+    "audit_log",
+    sa.column("seq", sa.BigInteger),
+    sa.column("at", sa.Text),
+    sa.column("actor", sa.String),
+    sa.column("action", sa.String),
+    sa.column("outcome", sa.String),
+    sa.column("environment", sa.String),
+    sa.column("revision", sa.Integer),
+    sa.column("client", sa.String),
+    sa.column("details", sa.Text),
+    sa.column("prev_hash", sa.String),
+    sa.column("hash", sa.String),
+)
+_AUDIT_HEAD = sa.table(
+    "audit_head",
+    sa.column("id", sa.Integer),
+    sa.column("seq", sa.BigInteger),
+    sa.column("hash", sa.String),
+)
+_TOKENS = sa.table(
+    "tokens",
+    sa.column("token_id", sa.String),
+    sa.column("name", sa.String),
+    sa.column("role", sa.String),
+    sa.column("scopes", sa.Text),
+    sa.column("secret_hash", sa.String),
+    sa.column("created_at", sa.Text),
+    sa.column("created_by", sa.String),
+    sa.column("expires_at", sa.Text),
+    sa.column("revoked_at", sa.Text),
+)
+#: The audit_log columns in the order :func:`_audit_record` reads them.
+_AUDIT_COLUMNS = (
+    _AUDIT_LOG.c.seq,
+    _AUDIT_LOG.c.at,
+    _AUDIT_LOG.c.actor,
+    _AUDIT_LOG.c.action,
+    _AUDIT_LOG.c.outcome,
+    _AUDIT_LOG.c.environment,
+    _AUDIT_LOG.c.revision,
+    _AUDIT_LOG.c.client,
+    _AUDIT_LOG.c.details,
+    _AUDIT_LOG.c.prev_hash,
+    _AUDIT_LOG.c.hash,
 )
 
 #: Execution option that makes a SQLite transaction take the write lock at BEGIN.
@@ -180,9 +246,8 @@ def _where(url: sa.URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def store_unavailable(url: sa.URL, exc: BaseException) -> StoreUnavailableError:
-    """A ``StoreUnavailableError`` for a database error: names the store, never its password,
-    and carries no SQL statement or parameters."""
+def _reason(url: sa.URL, exc: BaseException) -> str:
+    """The first line of a database error, without the store's password, SQL or parameters."""
     cause: BaseException = exc
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         cause = exc.orig
@@ -190,8 +255,14 @@ def store_unavailable(url: sa.URL, exc: BaseException) -> StoreUnavailableError:
     reason = lines[0].strip()[:300] if lines else type(cause).__name__
     if url.password:
         reason = reason.replace(str(url.password), "***")
+    return reason
+
+
+def store_unavailable(url: sa.URL, exc: BaseException) -> StoreUnavailableError:
+    """A ``StoreUnavailableError`` for a database error: names the store, never its password,
+    and carries no SQL statement or parameters."""
     return StoreUnavailableError(
-        f"cannot use the store at {_where(url)}: {reason}",
+        f"cannot use the store at {_where(url)}: {_reason(url, exc)}",
         hint="check that the database is running and reachable, and that STRONGROOM_STORE is right",
     )
 
@@ -251,11 +322,52 @@ def _tag_not_found(ref: EnvRef, tag: str) -> TagNotFoundError:
     )
 
 
+def _token_not_found(token_id: str) -> NotFoundError:
+    return NotFoundError(f"no token with id {token_id}", hint="run `strongroom token ls` to see the tokens")
+
+
 def _conflict(ref: EnvRef, newest: int, expected: int) -> ConflictError:
     return ConflictError(
         f"environment {ref} was changed meanwhile: revision {newest} is the newest, "
         f"your change was based on {expected}",
         hint="re-read the environment and apply your change again",
+    )
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _details_json(event: AuditEvent) -> str:
+    # The same text the native SQLite store writes, so either backend can read the other's file.
+    return json.dumps(dict(event.details), sort_keys=True, separators=(",", ":"))
+
+
+def _audit_record(row: Row[*tuple[Any, ...]]) -> AuditRecord:
+    details = json.loads(row.details)
+    event = AuditEvent(
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        outcome=row.outcome,
+        environment=row.environment,
+        revision=None if row.revision is None else int(row.revision),
+        client=row.client,
+        details=tuple(sorted((str(k), str(v)) for k, v in details.items())),
+    )
+    return AuditRecord(int(row.seq), event, str(row.prev_hash), str(row.hash))
+
+
+def _token_record(row: Row[*tuple[Any, ...]]) -> TokenRecord:
+    return TokenRecord(
+        token_id=row.token_id,
+        name=row.name,
+        role=row.role,
+        scopes=tuple(json.loads(row.scopes)),
+        secret_hash=row.secret_hash,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
     )
 
 
@@ -370,6 +482,7 @@ class SqlAlchemyStore:
         compiled: str,
         author: str,
         at: str,
+        audit: Sequence[AuditEvent] = (),
     ) -> RevisionRecord:
         with self._transaction(write=True) as connection:
             env_id = self._insert_environment(connection, ref, data_key=data_key, key_id=key_id, latest=1, at=at)
@@ -383,6 +496,7 @@ class SqlAlchemyStore:
                     compiled=compiled,
                 )
             )
+            self._audit(connection, audit)
         return RevisionRecord(ref, 1, at, author, definition, compiled)
 
     @staticmethod
@@ -438,6 +552,7 @@ class SqlAlchemyStore:
         revisions: list[tuple[str, str, str, str]],
         tags: list[tuple[str, int]],
         at: str,
+        audit: Sequence[AuditEvent] = (),
     ) -> None:
         if not revisions:
             raise InvalidInputError(f"cannot import {ref} without any revision")
@@ -473,13 +588,15 @@ class SqlAlchemyStore:
                     sa.insert(_TAGS),
                     [{"env_id": env_id, "name": tag, "revision": number, "updated_at": at} for tag, number in tags],
                 )
+            self._audit(connection, audit)
 
-    def delete_environment(self, ref: EnvRef) -> None:
+    def delete_environment(self, ref: EnvRef, *, audit: Sequence[AuditEvent] = ()) -> None:
         with self._transaction(write=True) as connection:
             env_id = self._environment(connection, ref, lock=True).id
             connection.execute(sa.delete(_TAGS).where(_TAGS.c.env_id == env_id))
             connection.execute(sa.delete(_REVISIONS).where(_REVISIONS.c.env_id == env_id))
             connection.execute(sa.delete(_ENVIRONMENTS).where(_ENVIRONMENTS.c.id == env_id))
+            self._audit(connection, audit)
 
     # ------------------------------------------------------------------ revisions
 
@@ -527,6 +644,7 @@ class SqlAlchemyStore:
         compiled: str,
         author: str,
         at: str,
+        audit: Sequence[AuditEvent] = (),
     ) -> RevisionRecord:
         number = expected_latest + 1
         with self._transaction(write=True) as connection:
@@ -562,6 +680,7 @@ class SqlAlchemyStore:
                 )
             except IntegrityError as exc:
                 raise _conflict(ref, number, expected_latest) from exc
+            self._audit(connection, audit)
         return RevisionRecord(ref, number, at, author, definition, compiled)
 
     # ------------------------------------------------------------------ tags
@@ -582,7 +701,7 @@ class SqlAlchemyStore:
             raise _tag_not_found(ref, tag)
         return int(row.revision)
 
-    def set_tag(self, ref: EnvRef, tag: str, revision: int, *, at: str) -> None:
+    def set_tag(self, ref: EnvRef, tag: str, revision: int, *, at: str, audit: Sequence[AuditEvent] = ()) -> None:
         with self._transaction(write=True) as connection:
             env = self._environment(connection, ref)
             exists = connection.execute(
@@ -600,13 +719,15 @@ class SqlAlchemyStore:
                 )
             except IntegrityError as exc:  # the environment was deleted meanwhile
                 raise _env_not_found(ref) from exc
+            self._audit(connection, audit)
 
-    def delete_tag(self, ref: EnvRef, tag: str) -> None:
+    def delete_tag(self, ref: EnvRef, tag: str, *, audit: Sequence[AuditEvent] = ()) -> None:
         with self._transaction(write=True) as connection:
             env_id = self._environment(connection, ref).id
             deleted = connection.execute(sa.delete(_TAGS).where(_TAGS.c.env_id == env_id, _TAGS.c.name == tag)).rowcount
             if deleted != 1:
                 raise _tag_not_found(ref, tag)
+            self._audit(connection, audit)
 
     def list_tags(self, ref: EnvRef) -> list[TagRecord]:
         with self._transaction(write=False) as connection:
@@ -631,9 +752,11 @@ class SqlAlchemyStore:
             rows = connection.execute(query).all()
         return [(EnvRef(row.project, row.name), bytes(row.data_key), row.key_id) for row in rows]
 
-    def replace_data_keys(self, rewrapped: Iterable[tuple[EnvRef, bytes, str]]) -> None:
+    def replace_data_keys(
+        self, rewrapped: Iterable[tuple[EnvRef, bytes, str]], *, audit: Sequence[AuditEvent] = ()
+    ) -> None:
         items = list(rewrapped)
-        if not items:
+        if not items and not audit:
             return
         with self._transaction(write=True) as connection:
             for ref, data_key, key_id in items:
@@ -644,6 +767,7 @@ class SqlAlchemyStore:
                 ).rowcount
                 if updated != 1:
                     raise _env_not_found(ref)
+            self._audit(connection, audit)
 
     # ------------------------------------------------------------------ metadata
 
@@ -655,6 +779,171 @@ class SqlAlchemyStore:
     def set_meta(self, key: str, value: str) -> None:
         with self._transaction(write=True) as connection:
             connection.execute(self._upsert(_META, ("key",), {"key": key, "value": value}))
+
+    # ------------------------------------------------------------------ audit log
+
+    def _audit(self, connection: Connection, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Append ``events`` inside the caller's write transaction, extending the chain.
+
+        Fail-closed: any error (a missing or damaged table, a value the columns refuse)
+        is raised as ``StoreUnavailableError``, and the caller's change is rolled back
+        with the transaction. Never ``ConflictError``: retrying would not help.
+        """
+        if not events:
+            return []
+        try:
+            head = connection.execute(
+                sa.select(_AUDIT_HEAD.c.seq, _AUDIT_HEAD.c.hash).where(_AUDIT_HEAD.c.id == 1).with_for_update()
+            ).one_or_none()
+            if head is None:
+                raise StoreUnavailableError(
+                    f"cannot write the audit log of the store at {self._where}: its chain head is missing, "
+                    "so nothing was changed",
+                    hint="the audit log has been tampered with; check it with `strongroom audit verify`",
+                )
+            seq, prev = int(head.seq), str(head.hash)
+            records: list[AuditRecord] = []
+            rows: list[dict[str, Any]] = []
+            for event in events:
+                seq += 1
+                digest = record_hash(seq, prev, canonical_event(event))
+                rows.append(
+                    {
+                        "seq": seq,
+                        "at": event.at,
+                        "actor": event.actor,
+                        "action": event.action,
+                        "outcome": event.outcome,
+                        "environment": event.environment,
+                        "revision": event.revision,
+                        "client": event.client,
+                        "details": _details_json(event),
+                        "prev_hash": prev,
+                        "hash": digest,
+                    }
+                )
+                records.append(AuditRecord(seq, event, prev, digest))
+                prev = digest
+            connection.execute(sa.insert(_AUDIT_LOG), rows)
+            connection.execute(sa.update(_AUDIT_HEAD).where(_AUDIT_HEAD.c.id == 1).values(seq=seq, hash=prev))
+        except SQLAlchemyError as exc:
+            raise StoreUnavailableError(
+                f"cannot write the audit log of the store at {self._where}, so nothing was changed: "
+                f"{_reason(self._engine.url, exc)}",
+                hint="check the store's audit log with `strongroom audit verify`",
+            ) from exc
+        return records
+
+    def append_audit(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        if not events:
+            return []
+        with self._transaction(write=True) as connection:
+            return self._audit(connection, events)
+
+    def _audit_query(
+        self,
+        *,
+        environment: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since: str | None = None,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> sa.Select[Any]:
+        """The ``list_audit`` query: keyset paging on ``seq``, served by the (column, seq) indexes."""
+        if limit is not None and limit < 0:
+            raise InvalidInputError(f"invalid limit {limit}: it must not be negative")
+        clauses: list[ColumnElement[bool]] = [_AUDIT_LOG.c.seq > after_seq]
+        if environment is not None:
+            clauses.append(_AUDIT_LOG.c.environment == environment)
+        if actor is not None:
+            clauses.append(_AUDIT_LOG.c.actor == actor)
+        if action is not None:
+            clauses.append(_AUDIT_LOG.c.action == action)
+        if since is not None:
+            clauses.append(_AUDIT_LOG.c.at >= since)
+        query = sa.select(*_AUDIT_COLUMNS).where(*clauses).order_by(_AUDIT_LOG.c.seq)
+        if limit is not None:
+            query = query.limit(limit)
+        return query
+
+    def list_audit(
+        self,
+        *,
+        environment: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since: str | None = None,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[AuditRecord]:
+        query = self._audit_query(
+            environment=environment, actor=actor, action=action, since=since, after_seq=after_seq, limit=limit
+        )
+        with self._transaction(write=False) as connection:
+            return [_audit_record(row) for row in connection.execute(query)]
+
+    def audit_head(self) -> tuple[int, str]:
+        with self._transaction(write=False) as connection:
+            head = connection.execute(
+                sa.select(_AUDIT_HEAD.c.seq, _AUDIT_HEAD.c.hash).where(_AUDIT_HEAD.c.id == 1)
+            ).one_or_none()
+        if head is None:
+            raise StoreUnavailableError(
+                f"the audit log of the store at {self._where} has no chain head",
+                hint="the audit log has been tampered with; check it with `strongroom audit verify`",
+            )
+        return int(head.seq), str(head.hash)
+
+    # ------------------------------------------------------------------ tokens
+
+    def create_token(self, token: TokenRecord, *, audit: Sequence[AuditEvent] = ()) -> None:
+        with self._transaction(write=True) as connection:
+            try:
+                connection.execute(
+                    sa.insert(_TOKENS).values(
+                        token_id=token.token_id,
+                        name=token.name,
+                        role=token.role,
+                        scopes=json.dumps(list(token.scopes)),
+                        secret_hash=token.secret_hash,
+                        created_at=token.created_at,
+                        created_by=token.created_by,
+                        expires_at=token.expires_at,
+                        revoked_at=token.revoked_at,
+                    )
+                )
+            except IntegrityError as exc:
+                raise AlreadyExistsError(f"a token with id {token.token_id} already exists") from exc
+            self._audit(connection, audit)
+
+    def get_token(self, token_id: str) -> TokenRecord | None:
+        with self._transaction(write=False) as connection:
+            row = connection.execute(sa.select(_TOKENS).where(_TOKENS.c.token_id == token_id)).one_or_none()
+        return None if row is None else _token_record(row)
+
+    def list_tokens(self) -> list[TokenRecord]:
+        # Byte-wise order, as on SQLite, whatever the PostgreSQL database's collation.
+        order = [self._bytewise(_TOKENS.c.created_at), self._bytewise(_TOKENS.c.token_id)]
+        with self._transaction(write=False) as connection:
+            rows = connection.execute(sa.select(_TOKENS).order_by(*order)).all()
+        return [_token_record(row) for row in rows]
+
+    def revoke_token(self, token_id: str, *, at: str, audit: Sequence[AuditEvent] = ()) -> None:
+        with self._transaction(write=True) as connection:
+            revoked = connection.execute(
+                sa.update(_TOKENS)
+                .where(_TOKENS.c.token_id == token_id)
+                .values(revoked_at=sa.func.coalesce(_TOKENS.c.revoked_at, at))
+            ).rowcount
+            if revoked != 1:
+                raise _token_not_found(token_id)
+            self._audit(connection, audit)
+
+    def _bytewise(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        if self._engine.dialect.name == "postgresql":
+            return column.collate("C")
+        return column
 
     def close(self) -> None:
         self._engine.dispose()

@@ -10,27 +10,70 @@ from __future__ import annotations
 
 __all__ = ["SqliteStore"]
 
+import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from strongroom.audit.chain import canonical_event, record_hash
 from strongroom.errors import (
     AlreadyExistsError,
     ConflictError,
     EnvironmentNotFoundError,
     InvalidInputError,
+    NotFoundError,
     RevisionNotFoundError,
     StoreUnavailableError,
     TagNotFoundError,
 )
-from strongroom.model import EnvironmentRecord, EnvRef, RevisionRecord, TagRecord
+from strongroom.model import (
+    AuditEvent,
+    AuditRecord,
+    EnvironmentRecord,
+    EnvRef,
+    RevisionRecord,
+    TagRecord,
+    TokenRecord,
+)
 from strongroom.storage.base import SCHEMA_VERSION
 
 _ENV_COLUMNS = "id, project, name, created_at, latest_revision, data_key, key_id"
 _REV_COLUMNS = "r.number, r.created_at, r.author, r.definition, r.compiled"
+
+
+_TOKEN_COLUMNS = "token_id, name, role, scopes, secret_hash, created_at, created_by, expires_at, revoked_at"
+
+
+def _audit_record(row: tuple[Any, ...]) -> AuditRecord:
+    details = json.loads(row[8])
+    event = AuditEvent(
+        at=row[1],
+        actor=row[2],
+        action=row[3],
+        outcome=row[4],
+        environment=row[5],
+        revision=row[6],
+        client=row[7],
+        details=tuple(sorted((str(k), str(v)) for k, v in details.items())),
+    )
+    return AuditRecord(int(row[0]), event, str(row[9]), str(row[10]))
+
+
+def _token_record(row: tuple[Any, ...]) -> TokenRecord:
+    return TokenRecord(
+        token_id=row[0],
+        name=row[1],
+        role=row[2],
+        scopes=tuple(json.loads(row[3])),
+        secret_hash=row[4],
+        created_at=row[5],
+        created_by=row[6],
+        expires_at=row[7],
+        revoked_at=row[8],
+    )
 
 
 def _not_found(ref: EnvRef) -> EnvironmentNotFoundError:
@@ -150,6 +193,7 @@ class SqliteStore:
         compiled: str,
         author: str,
         at: str,
+        audit: Sequence[AuditEvent] = (),
     ) -> RevisionRecord:
         self.import_environment(
             ref,
@@ -158,6 +202,7 @@ class SqliteStore:
             revisions=[(definition, compiled, author, at)],
             tags=[],
             at=at,
+            audit=audit,
         )
         return RevisionRecord(ref, 1, at, author, definition, compiled)
 
@@ -170,6 +215,7 @@ class SqliteStore:
         revisions: list[tuple[str, str, str, str]],
         tags: list[tuple[str, int]],
         at: str,
+        audit: Sequence[AuditEvent] = (),
     ) -> None:
         if not revisions:
             raise InvalidInputError(f"cannot create {ref} without a revision")
@@ -203,11 +249,12 @@ class SqliteStore:
                 "INSERT INTO revision_tags (env_id, name, revision, updated_at) VALUES (?, ?, ?, ?)",
                 [(env_id, name, number, at) for name, number in tags],
             )
+            self._audit(conn, audit)
 
     def get_environment(self, ref: EnvRef) -> EnvironmentRecord:
         with self._read() as conn:
             row = conn.execute(
-                f"SELECT {_ENV_COLUMNS} FROM environments WHERE project = ? AND name = ?",  # noqa: S608
+                f"SELECT {_ENV_COLUMNS} FROM environments WHERE project = ? AND name = ?",
                 (ref.project, ref.name),
             ).fetchone()
         if row is None:
@@ -225,7 +272,7 @@ class SqliteStore:
         if after is not None:
             clauses.append("(project, name) > (?, ?)")
             params.extend((after.project, after.name))
-        sql = f"SELECT {_ENV_COLUMNS} FROM environments"  # noqa: S608
+        sql = f"SELECT {_ENV_COLUMNS} FROM environments"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY project, name"
@@ -235,12 +282,13 @@ class SqliteStore:
         with self._read() as conn:
             return [self._env_record(row) for row in conn.execute(sql, params)]
 
-    def delete_environment(self, ref: EnvRef) -> None:
+    def delete_environment(self, ref: EnvRef, *, audit: Sequence[AuditEvent] = ()) -> None:
         with self._write() as conn:
             env_id, _ = self._env_row(conn, ref)
             conn.execute("DELETE FROM revision_tags WHERE env_id = ?", (env_id,))
             conn.execute("DELETE FROM revisions WHERE env_id = ?", (env_id,))
             conn.execute("DELETE FROM environments WHERE id = ?", (env_id,))
+            self._audit(conn, audit)
 
     # -- revisions ----------------------------------------------------------------------------
 
@@ -248,7 +296,7 @@ class SqliteStore:
         with self._lock:
             if number is None:
                 row = self._conn.execute(
-                    f"SELECT {_REV_COLUMNS} FROM revisions r JOIN environments e"  # noqa: S608
+                    f"SELECT {_REV_COLUMNS} FROM revisions r JOIN environments e"
                     " ON r.env_id = e.id AND r.number = e.latest_revision"
                     " WHERE e.project = ? AND e.name = ?",
                     (ref.project, ref.name),
@@ -257,7 +305,7 @@ class SqliteStore:
                     raise _not_found(ref)
                 return self._rev_record(ref, row)
             row = self._conn.execute(
-                f"SELECT {_REV_COLUMNS} FROM revisions r JOIN environments e ON r.env_id = e.id"  # noqa: S608
+                f"SELECT {_REV_COLUMNS} FROM revisions r JOIN environments e ON r.env_id = e.id"
                 " WHERE e.project = ? AND e.name = ? AND r.number = ?",
                 (ref.project, ref.name, number),
             ).fetchone()
@@ -273,7 +321,7 @@ class SqliteStore:
         with self._lock:
             env_id, _ = self._env_row(self._conn, ref)
             rows = self._conn.execute(
-                f"SELECT {_REV_COLUMNS} FROM revisions r WHERE r.env_id = ? ORDER BY r.number DESC",  # noqa: S608
+                f"SELECT {_REV_COLUMNS} FROM revisions r WHERE r.env_id = ? ORDER BY r.number DESC",
                 (env_id,),
             ).fetchall()
             return [self._rev_record(ref, row) for row in rows]
@@ -287,6 +335,7 @@ class SqliteStore:
         compiled: str,
         author: str,
         at: str,
+        audit: Sequence[AuditEvent] = (),
     ) -> RevisionRecord:
         with self._write() as conn:
             env_id, latest = self._env_row(conn, ref)
@@ -303,6 +352,7 @@ class SqliteStore:
                 (env_id, number, at, author, definition, compiled),
             )
             conn.execute("UPDATE environments SET latest_revision = ? WHERE id = ?", (number, env_id))
+            self._audit(conn, audit)
         return RevisionRecord(ref, number, at, author, definition, compiled)
 
     # -- tags ---------------------------------------------------------------------------------
@@ -321,7 +371,7 @@ class SqliteStore:
                 )
             return int(row[0])
 
-    def set_tag(self, ref: EnvRef, tag: str, revision: int, *, at: str) -> None:
+    def set_tag(self, ref: EnvRef, tag: str, revision: int, *, at: str, audit: Sequence[AuditEvent] = ()) -> None:
         with self._write() as conn:
             env_id, latest = self._env_row(conn, ref)
             if not 1 <= revision <= latest:
@@ -335,13 +385,15 @@ class SqliteStore:
                 " updated_at = excluded.updated_at",
                 (env_id, tag, revision, at),
             )
+            self._audit(conn, audit)
 
-    def delete_tag(self, ref: EnvRef, tag: str) -> None:
+    def delete_tag(self, ref: EnvRef, tag: str, *, audit: Sequence[AuditEvent] = ()) -> None:
         with self._write() as conn:
             env_id, _ = self._env_row(conn, ref)
             cur = conn.execute("DELETE FROM revision_tags WHERE env_id = ? AND name = ?", (env_id, tag))
             if cur.rowcount == 0:
                 raise TagNotFoundError(f"{ref} has no tag {tag!r}")
+            self._audit(conn, audit)
 
     def list_tags(self, ref: EnvRef) -> list[TagRecord]:
         with self._lock:
@@ -361,7 +413,9 @@ class SqliteStore:
             ).fetchall()
             return [(EnvRef(str(r[0]), str(r[1])), bytes(r[2]), str(r[3])) for r in rows]
 
-    def replace_data_keys(self, rewrapped: Iterable[tuple[EnvRef, bytes, str]]) -> None:
+    def replace_data_keys(
+        self, rewrapped: Iterable[tuple[EnvRef, bytes, str]], *, audit: Sequence[AuditEvent] = ()
+    ) -> None:
         with self._write() as conn:
             for ref, data_key, key_id in rewrapped:
                 cur = conn.execute(
@@ -370,6 +424,7 @@ class SqliteStore:
                 )
                 if cur.rowcount == 0:
                     raise _not_found(ref)
+            self._audit(conn, audit)
 
     def get_meta(self, key: str) -> str | None:
         with self._lock:
@@ -383,6 +438,140 @@ class SqliteStore:
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    # -- audit log ----------------------------------------------------------------------------
+
+    def _audit(self, conn: sqlite3.Connection, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Append ``events`` inside the caller's write transaction, extending the chain.
+
+        Any failure raises ``StoreUnavailableError``; the caller's transaction then rolls
+        back, so a change never lands without its record (fail-closed).
+        """
+        if not events:
+            return []
+        try:
+            return self._append_chain(conn, events)
+        except (sqlite3.Error, TypeError, ValueError) as exc:
+            raise StoreUnavailableError(
+                f"cannot write the audit log of {self._path} ({type(exc).__name__}), so nothing was changed",
+                hint="check the store with `strongroom audit verify`; restore it from a backup if it is damaged",
+            ) from None
+
+    @staticmethod
+    def _append_chain(conn: sqlite3.Connection, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        seq, prev = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+        records: list[AuditRecord] = []
+        rows = []
+        for event in events:
+            seq += 1
+            digest = record_hash(seq, prev, canonical_event(event))
+            rows.append(
+                (
+                    seq,
+                    event.at,
+                    event.actor,
+                    event.action,
+                    event.outcome,
+                    event.environment,
+                    event.revision,
+                    event.client,
+                    json.dumps(dict(event.details), sort_keys=True, separators=(",", ":")),
+                    prev,
+                    digest,
+                )
+            )
+            records.append(AuditRecord(seq, event, prev, digest))
+            prev = digest
+        conn.executemany(
+            "INSERT INTO audit_log (seq, at, actor, action, outcome, environment, revision, client, details,"
+            " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        conn.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (seq, prev))
+        return records
+
+    def append_audit(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        with self._write() as conn:
+            return self._audit(conn, events)
+
+    def list_audit(
+        self,
+        *,
+        environment: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since: str | None = None,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[AuditRecord]:
+        clauses = ["seq > ?"]
+        params: list[object] = [after_seq]
+        for column, value in (("environment", environment), ("actor", actor), ("action", action)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            clauses.append("at >= ?")
+            params.append(since)
+        sql = (
+            "SELECT seq, at, actor, action, outcome, environment, revision, client, details, prev_hash, hash"
+            " FROM audit_log WHERE " + " AND ".join(clauses) + " ORDER BY seq"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self._read() as conn:
+            return [_audit_record(row) for row in conn.execute(sql, params)]
+
+    def audit_head(self) -> tuple[int, str]:
+        with self._read() as conn:
+            row = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+        if row is None:
+            raise StoreUnavailableError(f"the audit log of {self._path} has lost its chain head")
+        return int(row[0]), str(row[1])
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    def create_token(self, token: TokenRecord, *, audit: Sequence[AuditEvent] = ()) -> None:
+        with self._write() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO tokens (token_id, name, role, scopes, secret_hash, created_at, created_by,"
+                    " expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        token.token_id,
+                        token.name,
+                        token.role,
+                        json.dumps(list(token.scopes)),
+                        token.secret_hash,
+                        token.created_at,
+                        token.created_by,
+                        token.expires_at,
+                        token.revoked_at,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExistsError(f"a token with id {token.token_id} already exists") from None
+            self._audit(conn, audit)
+
+    def get_token(self, token_id: str) -> TokenRecord | None:
+        with self._read() as conn:
+            row = conn.execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_id = ?", (token_id,)).fetchone()
+        return None if row is None else _token_record(row)
+
+    def list_tokens(self) -> list[TokenRecord]:
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY created_at, token_id").fetchall()
+        return [_token_record(row) for row in rows]
+
+    def revoke_token(self, token_id: str, *, at: str, audit: Sequence[AuditEvent] = ()) -> None:
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE token_id = ?", (at, token_id)
+            )
+            if cur.rowcount == 0:
+                raise NotFoundError(f"no token with id {token_id}", hint="run `strongroom token ls` to see the tokens")
+            self._audit(conn, audit)
 
     def close(self) -> None:
         self._conn.close()

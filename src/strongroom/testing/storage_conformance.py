@@ -13,27 +13,41 @@ each test and closes it afterwards::
 
 A backend that can open a second, independent handle on the same database (as a
 second process would) should override :meth:`StoreConformance.open_another`, so
-the concurrency test races two handles instead of two threads on one.
+the concurrency tests race two handles instead of two threads on one.
+
+Every backend must provide :meth:`StoreConformance.tamper`: it runs one raw SQL
+statement on the store's database behind the store's back (as someone with access
+to the database could), so the tests can show that the audit log's hash chain
+reveals an edit, and that a failed audit write fails the change it records::
+
+        def tamper(self, store: Store, sql: str) -> None:
+            with sqlite3.connect(self.path) as conn:
+                conn.execute(sql)
 """
 
 from __future__ import annotations
 
 __all__ = ["StoreConformance"]
 
+import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 
+from strongroom.audit.chain import GENESIS, canonical_event, record_hash, verify
 from strongroom.errors import (
     AlreadyExistsError,
     ConflictError,
     EnvironmentNotFoundError,
     InvalidInputError,
+    NotFoundError,
     RevisionNotFoundError,
+    StoreUnavailableError,
     TagNotFoundError,
 )
-from strongroom.model import MAX_DEFINITION_BYTES, EnvRef, RevisionRecord
+from strongroom.model import MAX_DEFINITION_BYTES, AuditEvent, AuditRecord, EnvRef, RevisionRecord, TokenRecord
 from strongroom.storage.base import Store
 
 _ENV = EnvRef("aphiria.com", "Preview")
@@ -54,6 +68,150 @@ def _compiled(n: int) -> str:
     return f'{{"DATABASE_URL": {{"secret": "v1:ciphertext-{n}"}}}}'
 
 
+def _event(
+    n: int,
+    *,
+    actor: str = "alice",
+    action: str = "env.read",
+    environment: str | None = str(_ENV),
+    revision: int | None = None,
+    details: tuple[tuple[str, str], ...] = (),
+) -> AuditEvent:
+    return AuditEvent(
+        at=_at(n),
+        actor=actor,
+        action=action,
+        environment=environment,
+        revision=revision,
+        client="cli/0.1",
+        details=details,
+    )
+
+
+_TOKEN = TokenRecord(
+    token_id="tok_a1",
+    name="ci",
+    role="reader",
+    scopes=("aphiria.com/*", "other/Preview"),
+    secret_hash="a" * 64,
+    created_at=_at(1),
+    created_by="alice",
+    expires_at=_at(3000),
+)
+
+_Mutation = Callable[[Store, Sequence[AuditEvent]], object]
+
+#: One call of every method that changes something, each valid on the state :meth:`StoreConformance.prepare` makes.
+_MUTATIONS: dict[str, _Mutation] = {
+    "create_environment": lambda s, audit: s.create_environment(
+        _OTHER,
+        data_key=b"other",
+        key_id="k1",
+        definition=_definition(1),
+        compiled=_compiled(1),
+        author="alice",
+        at=_at(20),
+        audit=audit,
+    ),
+    "import_environment": lambda s, audit: s.import_environment(
+        _OTHER,
+        data_key=b"other",
+        key_id="k1",
+        revisions=[(_definition(1), _compiled(1), "a", _at(1)), (_definition(2), _compiled(2), "b", _at(2))],
+        tags=[("stable", 2)],
+        at=_at(20),
+        audit=audit,
+    ),
+    "append_revision": lambda s, audit: s.append_revision(
+        _ENV,
+        expected_latest=2,
+        definition=_definition(3),
+        compiled=_compiled(3),
+        author="bob",
+        at=_at(20),
+        audit=audit,
+    ),
+    "delete_environment": lambda s, audit: s.delete_environment(_ENV, audit=audit),
+    "set_tag": lambda s, audit: s.set_tag(_ENV, "canary", 2, at=_at(20), audit=audit),
+    "move_tag": lambda s, audit: s.set_tag(_ENV, "stable", 2, at=_at(20), audit=audit),
+    "delete_tag": lambda s, audit: s.delete_tag(_ENV, "stable", audit=audit),
+    "replace_data_keys": lambda s, audit: s.replace_data_keys([(_ENV, b"rewrapped", "k2")], audit=audit),
+    "create_token": lambda s, audit: s.create_token(
+        dataclasses.replace(_TOKEN, token_id="tok_b2", name="deploy"), audit=audit
+    ),
+    "revoke_token": lambda s, audit: s.revoke_token(_TOKEN.token_id, at=_at(20), audit=audit),
+}
+
+#: Calls that fail on the state :meth:`StoreConformance.prepare` makes, with the error each raises.
+_FAILING_MUTATIONS: dict[str, tuple[type[Exception], _Mutation]] = {
+    "create_existing": (AlreadyExistsError, lambda s, audit: StoreConformance.create(s, audit=audit)),
+    "import_existing": (
+        AlreadyExistsError,
+        lambda s, audit: s.import_environment(
+            _ENV, data_key=b"x", key_id="k9", revisions=[("a", "{}", "x", _at(1))], tags=[], at=_at(20), audit=audit
+        ),
+    ),
+    "import_tag_on_missing_revision": (
+        RevisionNotFoundError,
+        lambda s, audit: s.import_environment(
+            _OTHER,
+            data_key=b"x",
+            key_id="k9",
+            revisions=[("a", "{}", "x", _at(1))],
+            tags=[("stable", 2)],
+            at=_at(20),
+            audit=audit,
+        ),
+    ),
+    "append_stale": (
+        ConflictError,
+        lambda s, audit: s.append_revision(
+            _ENV, expected_latest=1, definition="lost\n", compiled="{}", author="eve", at=_at(20), audit=audit
+        ),
+    ),
+    "append_unknown_environment": (
+        EnvironmentNotFoundError,
+        lambda s, audit: s.append_revision(
+            _OTHER, expected_latest=1, definition="lost\n", compiled="{}", author="eve", at=_at(20), audit=audit
+        ),
+    ),
+    "delete_unknown_environment": (
+        EnvironmentNotFoundError,
+        lambda s, audit: s.delete_environment(_OTHER, audit=audit),
+    ),
+    "set_tag_on_unknown_revision": (
+        RevisionNotFoundError,
+        lambda s, audit: s.set_tag(_ENV, "canary", 9, at=_at(20), audit=audit),
+    ),
+    "set_tag_in_unknown_environment": (
+        EnvironmentNotFoundError,
+        lambda s, audit: s.set_tag(_OTHER, "canary", 1, at=_at(20), audit=audit),
+    ),
+    "delete_unknown_tag": (TagNotFoundError, lambda s, audit: s.delete_tag(_ENV, "canary", audit=audit)),
+    "replace_data_key_of_unknown_environment": (
+        EnvironmentNotFoundError,
+        lambda s, audit: s.replace_data_keys([(_ENV, b"new", "k2"), (_OTHER, b"new", "k2")], audit=audit),
+    ),
+    "create_duplicate_token": (
+        AlreadyExistsError,
+        lambda s, audit: s.create_token(dataclasses.replace(_TOKEN, name="impostor"), audit=audit),
+    ),
+    "revoke_unknown_token": (NotFoundError, lambda s, audit: s.revoke_token("tok_zz", at=_at(20), audit=audit)),
+}
+
+#: Ways to make the audit write fail: (statements that break it, statements that repair it).
+_AUDIT_BREAKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "log_renamed": (
+        ("ALTER TABLE audit_log RENAME TO audit_log_moved",),
+        ("ALTER TABLE audit_log_moved RENAME TO audit_log",),
+    ),
+    "log_dropped": (("DROP TABLE audit_log",), ()),
+    "head_deleted": (("DELETE FROM audit_head",), ()),
+    # The head says the log is empty while record 1 exists: the next record's number is taken.
+    "head_rewound": ((f"UPDATE audit_head SET seq = 0, hash = '{GENESIS}' WHERE id = 1",), ()),
+}
+
+
 class StoreConformance:
     """The behaviour the ``Store`` Protocol promises, as tests. Needs a ``store`` fixture."""
 
@@ -63,10 +221,21 @@ class StoreConformance:
         """A second handle on ``store``'s database, closed by the caller; ``None`` to share ``store``."""
         return None
 
+    def tamper(self, store: Store, sql: str) -> None:
+        """Run one SQL statement on ``store``'s database directly, committed, bypassing the store."""
+        raise NotImplementedError(f"{type(self).__name__} must implement tamper() to run the audit log tests")
+
     # ------------------------------------------------------------------ helpers
 
     @staticmethod
-    def create(store: Store, ref: EnvRef = _ENV, *, data_key: bytes = _KEY, key_id: str = "k1") -> RevisionRecord:
+    def create(
+        store: Store,
+        ref: EnvRef = _ENV,
+        *,
+        data_key: bytes = _KEY,
+        key_id: str = "k1",
+        audit: Sequence[AuditEvent] = (),
+    ) -> RevisionRecord:
         return store.create_environment(
             ref,
             data_key=data_key,
@@ -75,6 +244,7 @@ class StoreConformance:
             compiled=_compiled(1),
             author="alice",
             at=_at(1),
+            audit=audit,
         )
 
     @staticmethod
@@ -609,3 +779,458 @@ class StoreConformance:
         store.set_meta("key_check", "v1:def")
         assert store.get_meta("key_check") == "v1:def"
         assert store.get_meta("missing") is None
+
+    # ------------------------------------------------------------------ audit log: helpers
+
+    @staticmethod
+    def prepare(store: Store) -> None:
+        """The state every mutation test starts from, written without audit events: ``_ENV`` with
+        revisions 1 and 2 and the tag ``stable`` on 1, and the token ``tok_a1``."""
+        StoreConformance.create(store)
+        StoreConformance.append(store, _ENV, 1)
+        store.set_tag(_ENV, "stable", 1, at=_at(5))
+        store.create_token(_TOKEN)
+
+    @staticmethod
+    def snapshot(store: Store) -> tuple[object, ...]:
+        """Everything but the audit log, to compare before and after a change."""
+        envs = store.list_environments()
+        return (
+            envs,
+            [store.list_revisions(env.ref) for env in envs],
+            [store.list_tags(env.ref) for env in envs],
+            store.list_tokens(),
+        )
+
+    def tamper_all(self, store: Store, statements: Sequence[str]) -> None:
+        for sql in statements:
+            self.tamper(store, sql)
+
+    @staticmethod
+    def assert_chain(store: Store, length: int) -> list[AuditRecord]:
+        records = store.list_audit()
+        head = store.audit_head()
+        assert verify(records, head=head) == (length, None)
+        assert [r.seq for r in records] == list(range(1, length + 1))
+        assert head == ((length, records[-1].hash) if records else (0, GENESIS))
+        return records
+
+    def chain_of_five(self, store: Store) -> list[AuditRecord]:
+        """Five records written by mutators and by ``append_audit``; record 4 has details."""
+        self.create(store, audit=[_event(1, action="env.create", revision=1)])
+        store.append_revision(
+            _ENV,
+            expected_latest=1,
+            definition=_definition(2),
+            compiled=_compiled(2),
+            author="bob",
+            at=_at(2),
+            audit=[_event(2, actor="bob", action="env.write", revision=2), _event(3, actor="bob", action="env.tag")],
+        )
+        store.append_audit(
+            [
+                _event(4, actor="carol", details=(("value", "hmac:1f2e"), ("view", "open"))),
+                _event(5, actor="dave", action="env.list", environment=None),
+            ]
+        )
+        return self.assert_chain(store, 5)
+
+    # ------------------------------------------------------------------ audit log: appending
+
+    def test_empty_audit_log(self, store: Store) -> None:
+        assert store.list_audit() == []
+        assert store.audit_head() == (0, GENESIS)
+        assert store.append_audit([]) == []
+        assert store.audit_head() == (0, GENESIS)
+        assert verify(store.list_audit(), head=store.audit_head()) == (0, None)
+
+    def test_append_audit_numbers_from_one_and_links_each_record_to_the_one_before(self, store: Store) -> None:
+        first = store.append_audit([_event(1), _event(2, actor="bob"), _event(3, action="env.write")])
+        second = store.append_audit([_event(4), _event(5, environment=None)])
+        records = first + second
+        assert [r.seq for r in records] == [1, 2, 3, 4, 5]
+        assert [r.event for r in records] == [
+            _event(1),
+            _event(2, actor="bob"),
+            _event(3, action="env.write"),
+            _event(4),
+            _event(5, environment=None),
+        ]
+        prev = GENESIS
+        for rec in records:
+            assert rec.prev_hash == prev
+            assert rec.hash == record_hash(rec.seq, rec.prev_hash, canonical_event(rec.event))
+            prev = rec.hash
+        assert len({r.hash for r in records}) == 5
+        assert store.list_audit() == records
+        assert store.audit_head() == (5, records[-1].hash)
+        assert verify(store.list_audit(), head=store.audit_head()) == (5, None)
+
+    def test_audit_record_round_trips_every_field(self, store: Store) -> None:
+        event = AuditEvent(
+            at=_at(7),
+            actor="ünïcödé 漢字 🙂 " + "a" * 180,
+            action="x" * 100,
+            outcome="denied",
+            environment=f"{'p' * 100}/{'n' * 100}",
+            revision=2_000_000_000,
+            client="c" * 200,
+            # given out of order: stored (and hashed) as a mapping
+            details=(("zeta", "last"), ("alpha", 'é " \\ \n 🙂'), ("empty", "")),
+        )
+        written = store.append_audit([event])
+        [stored] = store.list_audit()
+        assert stored.event == dataclasses.replace(event, details=tuple(sorted(event.details)))
+        assert (stored.seq, stored.prev_hash, stored.hash) == (1, GENESIS, written[0].hash)
+        assert stored.hash == record_hash(1, GENESIS, canonical_event(event))
+        bare = AuditEvent(at=_at(8), actor="a", action="b")
+        store.append_audit([bare])
+        assert store.list_audit(after_seq=1)[0].event == bare
+        self.assert_chain(store, 2)
+
+    @pytest.mark.parametrize("mutation", sorted(_MUTATIONS))
+    def test_mutator_writes_its_audit_events_with_the_change(self, store: Store, mutation: str) -> None:
+        self.prepare(store)
+        assert store.list_audit() == []
+        before = self.snapshot(store)
+        [opened] = store.append_audit([_event(10, action="env.open")])
+        events = [_event(11, action=mutation, revision=2), _event(12, action=mutation, details=(("step", "2"),))]
+        _MUTATIONS[mutation](store, events)
+        assert self.snapshot(store) != before, "the change was applied"
+        records = self.assert_chain(store, 3)
+        assert records[0] == opened
+        assert [r.event for r in records[1:]] == events
+        assert records[1].prev_hash == opened.hash
+
+    @pytest.mark.parametrize("mutation", sorted(_MUTATIONS))
+    def test_mutator_without_audit_events_writes_none(self, store: Store, mutation: str) -> None:
+        self.prepare(store)
+        _MUTATIONS[mutation](store, ())
+        assert store.list_audit() == []
+        assert store.audit_head() == (0, GENESIS)
+
+    @pytest.mark.parametrize("failure", sorted(_FAILING_MUTATIONS))
+    def test_failed_mutator_writes_no_audit_record(self, store: Store, failure: str) -> None:
+        self.prepare(store)
+        [opened] = store.append_audit([_event(10)])
+        before = self.snapshot(store)
+        error, call = _FAILING_MUTATIONS[failure]
+        with pytest.raises(error):
+            call(store, [_event(11, action=failure), _event(12, action=failure)])
+        assert store.list_audit() == [opened]
+        assert store.audit_head() == (1, opened.hash)
+        assert self.snapshot(store) == before
+        # and the chain goes on from where it was
+        [nxt] = store.append_audit([_event(13)])
+        assert (nxt.seq, nxt.prev_hash) == (2, opened.hash)
+        self.assert_chain(store, 2)
+
+    # ------------------------------------------------------------------ audit log: fail-closed
+
+    @pytest.mark.parametrize("mutation", sorted(_MUTATIONS))
+    def test_failed_audit_write_fails_the_change(self, store: Store, mutation: str) -> None:
+        self.prepare(store)
+        [opened] = store.append_audit([_event(10)])
+        before = self.snapshot(store)
+        breaks, repairs = _AUDIT_BREAKAGES["log_renamed"]
+        self.tamper_all(store, breaks)
+        with pytest.raises(Exception):  # noqa: B017 - any error will do; the type is checked below
+            _MUTATIONS[mutation](store, [_event(11, action=mutation)])
+        assert self.snapshot(store) == before, "the change went through although its audit record did not"
+        self.tamper_all(store, repairs)
+        assert store.list_audit() == [opened]
+        assert store.audit_head() == (1, opened.hash)
+        _MUTATIONS[mutation](store, [_event(11, action=mutation)])
+        assert self.snapshot(store) != before
+        self.assert_chain(store, 2)
+
+    @pytest.mark.parametrize("breakage", sorted(_AUDIT_BREAKAGES))
+    def test_every_kind_of_audit_failure_fails_the_change(self, store: Store, breakage: str) -> None:
+        self.prepare(store)
+        store.append_audit([_event(10)])
+        before = self.snapshot(store)
+        self.tamper_all(store, _AUDIT_BREAKAGES[breakage][0])
+        with pytest.raises(Exception):  # noqa: B017 - see test_failed_audit_write_is_store_unavailable
+            _MUTATIONS["append_revision"](store, [_event(11, action="env.write")])
+        with pytest.raises(Exception):  # noqa: B017
+            _MUTATIONS["revoke_token"](store, [_event(12, action="token.revoke")])
+        assert self.snapshot(store) == before
+        assert store.get_environment(_ENV).latest_revision == 2
+        token = store.get_token(_TOKEN.token_id)
+        assert token is not None
+        assert token.revoked_at is None
+
+    @pytest.mark.parametrize("breakage", sorted(_AUDIT_BREAKAGES))
+    def test_failed_audit_write_is_store_unavailable(self, store: Store, breakage: str) -> None:
+        """A broken audit log is reported as the store being unusable (not as a driver error, nor
+        as a ``ConflictError`` that would invite retrying), by mutators and ``append_audit`` alike."""
+        self.prepare(store)
+        store.append_audit([_event(10)])
+        self.tamper_all(store, _AUDIT_BREAKAGES[breakage][0])
+        with pytest.raises(StoreUnavailableError) as caught:
+            _MUTATIONS["append_revision"](store, [_event(11, action="env.write")])
+        assert not isinstance(caught.value, ConflictError)
+        with pytest.raises(StoreUnavailableError):
+            store.append_audit([_event(12)])
+
+    # ------------------------------------------------------------------ audit log: tamper evidence
+
+    def test_verify_passes_on_a_good_chain(self, store: Store) -> None:
+        records = self.chain_of_five(store)
+        assert [r.event.actor for r in records] == ["alice", "bob", "bob", "carol", "dave"]
+        assert verify(records) == (5, None)
+
+    @pytest.mark.parametrize(
+        ("statements", "first_bad", "reason"),
+        [
+            pytest.param(("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3",), 3, "changed", id="edit-actor"),
+            pytest.param(("UPDATE audit_log SET details = '{}' WHERE seq = 4",), 4, "changed", id="edit-details"),
+            pytest.param(("UPDATE audit_log SET revision = 9 WHERE seq = 2",), 2, "changed", id="edit-revision"),
+            pytest.param(("DELETE FROM audit_log WHERE seq = 2",), 2, "missing", id="delete-middle"),
+            pytest.param(("DELETE FROM audit_log WHERE seq = 1",), 1, "missing", id="delete-first"),
+            pytest.param(
+                (
+                    "UPDATE audit_log SET seq = -1 WHERE seq = 2",
+                    "UPDATE audit_log SET seq = 2 WHERE seq = 3",
+                    "UPDATE audit_log SET seq = 3 WHERE seq = -1",
+                ),
+                2,
+                "broken",
+                id="swap",
+            ),
+            pytest.param(("DELETE FROM audit_log WHERE seq = 5",), 5, "removed", id="delete-last"),
+        ],
+    )
+    def test_verify_names_the_first_bad_record(
+        self, store: Store, statements: tuple[str, ...], first_bad: int, reason: str
+    ) -> None:
+        self.chain_of_five(store)
+        self.tamper_all(store, statements)
+        checked, brk = verify(store.list_audit(), head=store.audit_head())
+        assert brk is not None, "the tampering went unnoticed"
+        assert brk.seq == first_bad
+        assert checked == first_bad - 1
+        assert reason in brk.reason
+
+    def test_cutting_off_the_end_shows_only_against_the_head(self, store: Store) -> None:
+        self.chain_of_five(store)
+        self.tamper(store, "DELETE FROM audit_log WHERE seq >= 4")
+        assert verify(store.list_audit()) == (3, None)
+        checked, brk = verify(store.list_audit(), head=store.audit_head())
+        assert checked == 3
+        assert brk is not None
+        assert brk.seq == 4
+
+    def test_rewriting_a_record_with_a_fresh_hash_breaks_the_next_link(self, store: Store) -> None:
+        records = self.chain_of_five(store)
+        third = records[2]
+        forged = record_hash(3, third.prev_hash, canonical_event(dataclasses.replace(third.event, actor="mallory")))
+        self.tamper(store, f"UPDATE audit_log SET actor = 'mallory', hash = '{forged}' WHERE seq = 3")
+        assert store.list_audit()[2].event.actor == "mallory"
+        checked, brk = verify(store.list_audit(), head=store.audit_head())
+        assert (checked, brk is not None and brk.seq) == (3, 4)
+
+    # ------------------------------------------------------------------ audit log: listing
+
+    def test_list_audit_filters(self, store: Store) -> None:
+        other = str(_OTHER)
+        store.append_audit(
+            [
+                _event(1, actor="alice", action="env.read"),
+                _event(2, actor="bob", action="env.write"),
+                _event(3, actor="alice", action="env.write", environment=other),
+                _event(4, actor="carol", action="token.create", environment=None),
+                _event(5, actor="alice", action="env.read", environment=other),
+                _event(6, actor="bob", action="env.read"),
+            ]
+        )
+
+        def seqs(**filters: Any) -> list[int]:
+            return [r.seq for r in store.list_audit(**filters)]
+
+        assert seqs() == [1, 2, 3, 4, 5, 6]
+        assert seqs(environment=str(_ENV)) == [1, 2, 6]
+        assert seqs(environment=other) == [3, 5]
+        assert seqs(environment="aphiria.com/preview") == [], "environment names are case-sensitive"
+        assert seqs(actor="alice") == [1, 3, 5]
+        assert seqs(actor="Alice") == []
+        assert seqs(action="env.write") == [2, 3]
+        assert seqs(action="env") == [], "filters match whole values"
+        assert seqs(since=_at(4)) == [4, 5, 6], "since is inclusive"
+        assert seqs(since=_at(4) + "x") == [5, 6]
+        assert seqs(since=_at(7)) == []
+        assert seqs(environment=other, actor="alice") == [3, 5]
+        assert seqs(environment=other, actor="alice", action="env.read") == [5]
+        assert seqs(actor="alice", since=_at(2)) == [3, 5]
+        assert seqs(actor="bob", action="env.read", environment=str(_ENV), since=_at(1)) == [6]
+        assert seqs(actor="nobody") == []
+        assert seqs(actor="alice", after_seq=3) == [5]
+        assert seqs(actor="alice", limit=2) == [1, 3]
+        assert seqs(action="env.read", after_seq=1, limit=1) == [5]
+        assert seqs(limit=0) == []
+        assert seqs(after_seq=6) == []
+        assert seqs(after_seq=100) == []
+        [rec] = store.list_audit(actor="carol")
+        assert rec.event == _event(4, actor="carol", action="token.create", environment=None)
+
+    def test_list_audit_pages_with_after_seq_and_limit(self, store: Store) -> None:
+        actors = ("alice", "bob", "carol")
+        store.append_audit([_event(n, actor=actors[n % 3]) for n in range(23)])
+        everything = store.list_audit()
+        assert len(everything) == 23
+
+        def pages(limit: int, **filters: str) -> list[list[AuditRecord]]:
+            out: list[list[AuditRecord]] = []
+            after = 0
+            while page := store.list_audit(after_seq=after, limit=limit, **filters):
+                assert len(page) <= limit
+                out.append(page)
+                after = page[-1].seq
+            return out
+
+        got = pages(5)
+        assert [len(p) for p in got] == [5, 5, 5, 5, 3]
+        assert [r for p in got for r in p] == everything
+        by_bob = pages(3, actor="bob")
+        assert [len(p) for p in by_bob] == [3, 3, 2]
+        assert [r.seq for p in by_bob for r in p] == [n + 1 for n in range(23) if n % 3 == 1]
+        assert [r for p in by_bob for r in p] == store.list_audit(actor="bob")
+
+    # ------------------------------------------------------------------ audit log: concurrency
+
+    def race(self, store: Store, writer: Callable[[Store, str], None]) -> None:
+        """Run ``writer(handle, "w1")`` and ``writer(other handle, "w2")`` at once, in two threads."""
+        other = self.open_another(store)
+        failures: list[BaseException] = []
+        barrier = threading.Barrier(2)
+
+        def run(handle: Store, who: str) -> None:
+            try:
+                barrier.wait(timeout=30)
+                writer(handle, who)
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [
+            threading.Thread(target=run, args=(store, "w1"), daemon=True),
+            threading.Thread(target=run, args=(other or store, "w2"), daemon=True),
+        ]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=300)
+            assert not any(thread.is_alive() for thread in threads), "a writer hung"
+        finally:
+            if other is not None:
+                other.close()
+        assert failures == []
+
+    def test_concurrent_append_audit_keeps_one_chain(self, store: Store) -> None:
+        per_writer = 50
+
+        def writer(handle: Store, who: str) -> None:
+            for i in range(per_writer):
+                [rec] = handle.append_audit([_event(1, actor=who, details=(("i", str(i)),))])
+                assert rec.event.actor == who
+
+        self.race(store, writer)
+        records = self.assert_chain(store, 2 * per_writer)
+        for who in ("w1", "w2"):
+            mine = [r.event.details for r in records if r.event.actor == who]
+            assert mine == [(("i", str(i)),) for i in range(per_writer)]
+
+    def test_concurrent_audited_appends_keep_one_chain(self, store: Store) -> None:
+        per_writer = 25
+        self.create(store, audit=[_event(1, action="env.create", revision=1)])
+
+        def writer(handle: Store, who: str) -> None:
+            for i in range(per_writer):
+                for _attempt in range(10_000):
+                    latest = handle.get_environment(_ENV).latest_revision
+                    try:
+                        handle.append_revision(
+                            _ENV,
+                            expected_latest=latest,
+                            definition=f"{who}: {i}\n",
+                            compiled="{}",
+                            author=who,
+                            at=_at(2),
+                            audit=[
+                                _event(2, actor=who, action="env.write", revision=latest + 1, details=(("i", str(i)),))
+                            ],
+                        )
+                    except ConflictError:
+                        continue
+                    break
+                else:
+                    raise AssertionError(f"{who} never got change {i} in")
+
+        self.race(store, writer)
+        total = 2 * per_writer + 1
+        assert store.get_environment(_ENV).latest_revision == total
+        records = self.assert_chain(store, total)  # no record for a losing attempt
+        assert [r.event.action for r in records] == ["env.create"] + ["env.write"] * (total - 1)
+        assert [r.event.revision for r in records] == list(range(1, total + 1))
+        authors = {r.number: r.author for r in store.list_revisions(_ENV)}
+        assert all(authors[r.event.revision] == r.event.actor for r in records[1:] if r.event.revision)
+
+    # ------------------------------------------------------------------ tokens
+
+    def test_create_and_get_token(self, store: Store) -> None:
+        assert store.get_token(_TOKEN.token_id) is None
+        store.create_token(_TOKEN)
+        assert store.get_token(_TOKEN.token_id) == _TOKEN
+        assert store.get_token("tok_zz") is None
+        assert store.get_token(_TOKEN.token_id.upper()) is None
+        bare = TokenRecord("tok_c3", "bare", "admin", (), "b" * 64, _at(2), "bob")
+        store.create_token(bare)
+        got = store.get_token("tok_c3")
+        assert got == bare
+        assert got is not None
+        assert (got.scopes, got.expires_at, got.revoked_at) == ((), None, None)
+
+    def test_list_tokens(self, store: Store) -> None:
+        assert store.list_tokens() == []
+        tokens = [
+            dataclasses.replace(_TOKEN, token_id="tok_b", created_at=_at(2)),
+            dataclasses.replace(_TOKEN, token_id="tok_a", created_at=_at(3)),
+            dataclasses.replace(_TOKEN, token_id="tok_Z", created_at=_at(2)),
+            dataclasses.replace(_TOKEN, token_id="tok_c", created_at=_at(1), revoked_at=_at(2)),
+        ]
+        for token in tokens:
+            store.create_token(token)
+        # oldest first, then by id (byte-wise: upper case before lower case)
+        assert store.list_tokens() == [tokens[3], tokens[2], tokens[0], tokens[1]]
+
+    def test_revoke_token_keeps_the_first_revocation(self, store: Store) -> None:
+        store.create_token(_TOKEN)
+        store.create_token(dataclasses.replace(_TOKEN, token_id="tok_b2"))
+        store.revoke_token(_TOKEN.token_id, at=_at(10), audit=[_event(10, action="token.revoke")])
+        assert store.get_token(_TOKEN.token_id) == dataclasses.replace(_TOKEN, revoked_at=_at(10))
+        store.revoke_token(_TOKEN.token_id, at=_at(20), audit=[_event(20, action="token.revoke")])
+        got = store.get_token(_TOKEN.token_id)
+        assert got is not None
+        assert got.revoked_at == _at(10)
+        other = store.get_token("tok_b2")
+        assert other is not None
+        assert other.revoked_at is None
+        assert [r.event.at for r in self.assert_chain(store, 2)] == [_at(10), _at(20)]
+
+    def test_revoke_unknown_token(self, store: Store) -> None:
+        store.create_token(_TOKEN)
+        with pytest.raises(NotFoundError) as caught:
+            store.revoke_token("tok_zz", at=_at(10), audit=[_event(10)])
+        assert type(caught.value) is NotFoundError
+        assert "tok_zz" in caught.value.message
+        assert caught.value.hint
+        assert store.list_audit() == []
+        assert store.list_tokens() == [_TOKEN]
+
+    def test_create_duplicate_token(self, store: Store) -> None:
+        store.create_token(_TOKEN, audit=[_event(1, action="token.create")])
+        with pytest.raises(AlreadyExistsError) as caught:
+            store.create_token(dataclasses.replace(_TOKEN, name="impostor", role="admin"), audit=[_event(2)])
+        assert _TOKEN.token_id in caught.value.message
+        assert store.list_tokens() == [_TOKEN]
+        assert [r.event.action for r in self.assert_chain(store, 1)] == ["token.create"]
