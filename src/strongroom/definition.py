@@ -17,6 +17,7 @@ __all__ = [
 
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -388,9 +389,11 @@ def parse_definition(text: str, env: str) -> Document:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         col = mark.column + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "invalid YAML"
-        if "duplicate key" in str(exc.problem or ""):
-            problem = str(exc.problem)
+        problem = str(exc.problem or exc.context or "invalid YAML")
+        if "duplicate key" in problem:
+            # ruamel quotes both values in this message; a value may be a secret, so name the key only.
+            match = re.match(r'found duplicate key "(.*?)" with value', problem, re.S)
+            problem = f"duplicate key {match.group(1)!r}" if match else "duplicate key"
         diag = Diagnostic(f"malformed YAML: {problem}", "error", env, line, col)
         raise DefinitionError(
             f"malformed YAML in {env}: {problem}" + (f" at line {line}, column {col}" if line else ""),

@@ -254,7 +254,7 @@ class Service:
         if self._keyring is None:
             keyring = self._load_keyring(self._store)
             expected = self._store.get_meta(META_MASTER_KEY_ID)
-            if expected is not None and expected not in keyring.ids and not self._wraps_data_keys(keyring):
+            if expected is not None and expected not in keyring.ids:
                 raise KeyUnavailableError(
                     f"wrong master key: this store was made with key id {expected}, "
                     f"the loaded key has id {', '.join(keyring.ids)}",
@@ -262,11 +262,6 @@ class Service:
                 )
             self._keyring = keyring
         return self._keyring
-
-    def _wraps_data_keys(self, keyring: Keyring) -> bool:
-        """True when ``keyring`` wrapped the data keys (a rotation that stopped before its last step)."""
-        keys = self._store.list_data_keys()
-        return bool(keys) and all(key_id in keyring.ids for _ref, _wrapped, key_id in keys)
 
     def _data_key(self, env: EnvironmentRecord) -> bytes:
         return self.keyring().get(env.key_id).unwrap(env.ref, env.data_key)
@@ -297,13 +292,15 @@ class Service:
         for ref, wrapped, key_id in self._store.list_data_keys():
             data_key = source(key_id).unwrap(ref, wrapped)
             rewrapped.append((ref, target.wrap(ref, data_key), target.key_id))
-        # The audit key first: until the data keys follow, both master keys are still loadable.
-        self._store.set_meta(META_AUDIT_KEY, _wrapped_json(target.key_id, target.wrap(_AUDIT_KEY_REF, audit_key)))
+        # Data keys, the audit key and the store's key binding move together or not at all.
         self._store.replace_data_keys(
             rewrapped,
+            meta={
+                META_AUDIT_KEY: _wrapped_json(target.key_id, target.wrap(_AUDIT_KEY_REF, audit_key)),
+                META_MASTER_KEY_ID: target.key_id,
+            },
             audit=[self._event("key.rotate", details=[("key_id", target.key_id), ("count", str(len(rewrapped)))])],
         )
-        self._store.set_meta(META_MASTER_KEY_ID, target.key_id)
         self._keyring = new_keyring
         return len(rewrapped)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __all__ = ["SCHEMA_VERSION", "Store", "open_store"]
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -127,9 +127,13 @@ class Store(Protocol):
         ...
 
     def replace_data_keys(
-        self, rewrapped: Iterable[tuple[EnvRef, bytes, str]], *, audit: Sequence[AuditEvent] = ()
+        self,
+        rewrapped: Iterable[tuple[EnvRef, bytes, str]],
+        *,
+        meta: Mapping[str, str] | None = None,
+        audit: Sequence[AuditEvent] = (),
     ) -> None:
-        """Store re-wrapped data keys, all in one transaction."""
+        """Store re-wrapped data keys and the ``meta`` entries that go with them, all in one transaction."""
         ...
 
     def get_meta(self, key: str) -> str | None: ...

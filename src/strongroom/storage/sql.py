@@ -753,12 +753,18 @@ class SqlAlchemyStore:
         return [(EnvRef(row.project, row.name), bytes(row.data_key), row.key_id) for row in rows]
 
     def replace_data_keys(
-        self, rewrapped: Iterable[tuple[EnvRef, bytes, str]], *, audit: Sequence[AuditEvent] = ()
+        self,
+        rewrapped: Iterable[tuple[EnvRef, bytes, str]],
+        *,
+        meta: Mapping[str, str] | None = None,
+        audit: Sequence[AuditEvent] = (),
     ) -> None:
         items = list(rewrapped)
-        if not items and not audit:
+        if not items and not audit and not meta:
             return
         with self._transaction(write=True) as connection:
+            for key, value in (meta or {}).items():
+                connection.execute(self._upsert(_META, ("key",), {"key": key, "value": value}))
             for ref, data_key, key_id in items:
                 updated = connection.execute(
                     sa.update(_ENVIRONMENTS)

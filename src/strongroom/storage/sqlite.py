@@ -13,7 +13,7 @@ __all__ = ["SqliteStore"]
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -414,9 +414,19 @@ class SqliteStore:
             return [(EnvRef(str(r[0]), str(r[1])), bytes(r[2]), str(r[3])) for r in rows]
 
     def replace_data_keys(
-        self, rewrapped: Iterable[tuple[EnvRef, bytes, str]], *, audit: Sequence[AuditEvent] = ()
+        self,
+        rewrapped: Iterable[tuple[EnvRef, bytes, str]],
+        *,
+        meta: Mapping[str, str] | None = None,
+        audit: Sequence[AuditEvent] = (),
     ) -> None:
         with self._write() as conn:
+            for key, value in (meta or {}).items():
+                conn.execute(
+                    "INSERT INTO store_meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
             for ref, data_key, key_id in rewrapped:
                 cur = conn.execute(
                     "UPDATE environments SET data_key = ?, key_id = ? WHERE project = ? AND name = ?",
