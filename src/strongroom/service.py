@@ -27,7 +27,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from strongroom.audit.chain import ChainBreak
@@ -51,11 +51,13 @@ from strongroom.model import (
     RevisionRef,
     Secret,
     TagRecord,
+    TokenRecord,
     validate_tag_name,
 )
 from strongroom.storage.base import Store
 
 if TYPE_CHECKING:
+    from strongroom.access import Principal
     from strongroom.crypto.providers import Keyring
 
 META_MASTER_KEY_ID = "master_key_id"
@@ -71,6 +73,8 @@ _CREDENTIAL_PREFIX = re.compile(
     r"^(ghp_|gho_|ghu_|ghs_|ghr_|github_pat_|dop_v1_|doo_v1_|glpat-|xox[abprs]-|sk_live_|AKIA[0-9A-Z]{12})"
 )
 _REFERENCE = re.compile(r"^\$\{[^}]*\}$")
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._@:-]{0,199}")
+_SCOPE = re.compile(r"[A-Za-z0-9._*?-]{1,100}/[A-Za-z0-9._*?-]{1,100}")
 
 
 def format_time(moment: datetime) -> str:
@@ -359,6 +363,67 @@ class Service:
             if len(page) < 10_000:
                 return found
             after = page[-1].seq
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    def create_token(
+        self, name: str, role: str, scopes: Iterable[str] = (), expires_in: timedelta | None = None
+    ) -> tuple[TokenRecord, str]:
+        """Make a token; returns its record and the token itself, which is never stored or shown again."""
+        from strongroom.access import ROLES, new_token
+
+        if not _TOKEN_NAME.fullmatch(name):
+            raise InvalidInputError(
+                f"invalid token name {name!r}: use 1-200 letters, digits, spaces or . _ - @ :",
+                hint="for example: --name ci-deploy",
+            )
+        if role not in ROLES:
+            raise InvalidInputError(f"unknown role {role!r}", hint=f"choose one of {', '.join(ROLES)}")
+        scope_list = tuple(dict.fromkeys(scopes))
+        for scope in scope_list:
+            if not _SCOPE.fullmatch(scope):
+                raise InvalidInputError(
+                    f"invalid scope {scope!r}: a scope is PROJECT/ENV with * and ? as wildcards",
+                    hint="for example: --scope 'aphiria.com/*'",
+                )
+        token_id, token, secret_hash = new_token()
+        now = self._clock()
+        record = TokenRecord(
+            token_id=token_id,
+            name=name,
+            role=role,
+            scopes=scope_list,
+            secret_hash=secret_hash,
+            created_at=format_time(now),
+            created_by=self._actor,
+            expires_at=None if expires_in is None else format_time(now + expires_in),
+        )
+        details = [("token_id", token_id), ("name", name), ("role", role), ("scopes", ",".join(scope_list))]
+        self._store.create_token(record, audit=[self._event("token.create", details=details)])
+        return record, token
+
+    def list_tokens(self) -> list[TokenRecord]:
+        return self._store.list_tokens()
+
+    def revoke_token(self, token_id: str) -> None:
+        self._store.revoke_token(
+            token_id, at=self._now(), audit=[self._event("token.revoke", details=[("token_id", token_id)])]
+        )
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The principal a token stands for, or ``None`` when it is malformed, unknown, revoked or expired."""
+        from strongroom.access import Principal, hash_secret, parse_token
+
+        parsed = parse_token(token)
+        record = self._store.get_token(parsed[0]) if parsed else None
+        presented = hash_secret(parsed[1]) if parsed else "0" * 64
+        expected = record.secret_hash if record else "f" * 64
+        matches = hmac.compare_digest(presented, expected)
+        if record is None or not matches or record.revoked_at is not None:
+            return None
+        if record.expires_at is not None and record.expires_at <= self._now():
+            return None
+        return Principal(record.name, record.role, record.scopes, record.token_id)
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -394,9 +394,11 @@ def env_clone(ctx: click.Context, src: str, dst: str, preserve_history: bool) ->
 
 def _register() -> None:
     from strongroom.cli.audit import audit
+    from strongroom.cli.tokens import token
 
-    audit.__class__ = _Group
-    cli.add_command(audit)
+    for group in (audit, token):
+        group.__class__ = _Group
+        cli.add_command(group)
 
 
 _register()

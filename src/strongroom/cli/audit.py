@@ -8,12 +8,15 @@ import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from strongroom.errors import InvalidInputError, StrongroomError
 from strongroom.model import AuditRecord
+
+if TYPE_CHECKING:
+    from strongroom.service import Service
 
 _RELATIVE = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -86,7 +89,7 @@ def _print_records(records: list[AuditRecord]) -> None:
     )
 
 
-def _service(ctx: click.Context) -> Any:
+def _service(ctx: click.Context) -> Service:
     from strongroom.cli.app import _app
 
     return _app(ctx).service()
