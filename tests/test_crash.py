@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import os
 import random
 import signal
@@ -20,6 +19,7 @@ import pytest
 from strongroom.cli.context import AppContext
 from strongroom.crypto.providers import Keyring, MasterKey
 from strongroom.definition import parse_definition
+from strongroom.language import Compiled
 from strongroom.model import EnvRef, RevisionRef
 from strongroom.service import Service
 from strongroom.storage.sqlite import SqliteStore
@@ -83,10 +83,10 @@ def check_consistent(home: Path, environ: dict[str, str]) -> int:
         assert record.latest_revision == numbers[-1]
         newest = svc.store.get_revision(ENV)
         assert newest.number == record.latest_revision
-        doc = parse_definition(newest.definition, str(ENV))
-        assert json.loads(newest.compiled) == doc.to_plain()
+        parse_definition(newest.definition, str(ENV))
         for rev in revisions:
-            json.loads(rev.compiled)
+            compiled = Compiled.from_json(rev.compiled)  # every cache loads, and belongs to this environment
+            assert compiled.env == str(ENV) and not compiled.has_errors
         svc.read(RevisionRef(ENV), show_secrets=True)  # every secret of the newest revision decrypts
         return record.latest_revision
     finally:

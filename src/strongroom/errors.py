@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyExistsError",
+    "AuthenticationError",
     "ConflictError",
     "DecryptionError",
     "DefinitionError",
@@ -19,6 +20,7 @@ __all__ = [
     "KeyUnavailableError",
     "NotFoundError",
     "PathError",
+    "PermissionDeniedError",
     "RevisionNotFoundError",
     "StoreUnavailableError",
     "StrongroomError",
@@ -114,6 +116,20 @@ class DefinitionError(InvalidInputError):
     ) -> None:
         super().__init__(message, hint=hint)
         self.diagnostics = diagnostics
+
+
+class AuthenticationError(StrongroomError):
+    """No valid credentials (HTTP 401)."""
+
+    http_status = 401
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(StrongroomError):
+    """Valid credentials without the right (HTTP 403). Says nothing about whether the target exists."""
+
+    http_status = 403
+    code = "forbidden"
 
 
 class NotFoundError(StrongroomError):

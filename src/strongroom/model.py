@@ -21,7 +21,7 @@ __all__ = [
 import re
 from dataclasses import dataclass
 
-from strongroom.errors import InvalidNameError
+from strongroom.errors import Diagnostic, InvalidNameError
 
 #: The largest definition (YAML text, as stored) that Strongroom accepts.
 MAX_DEFINITION_BYTES = 1024 * 1024
@@ -145,6 +145,8 @@ class RevisionRecord:
     author: str
     definition: str
     compiled: str
+    #: Warnings found in the definition when it was written (never stored; empty when read back).
+    warnings: tuple[Diagnostic, ...] = ()
 
     def __repr__(self) -> str:
         return f"RevisionRecord(ref={self.ref}, number={self.number}, author={self.author!r})"

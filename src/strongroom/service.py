@@ -25,8 +25,8 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -35,9 +35,15 @@ from strongroom.audit.chain import verify as verify_chain
 from strongroom.definition import SECRET_FN, Document, is_secret_node, parse_definition
 from strongroom.errors import (
     ConflictError,
+    DefinitionError,
+    Diagnostic,
     InvalidInputError,
+    InvalidNameError,
     KeyUnavailableError,
+    NotFoundError,
     PathError,
+    PermissionDeniedError,
+    StrongroomError,
     TooLargeError,
 )
 from strongroom.language.paths import Path, format_path
@@ -59,7 +65,12 @@ from strongroom.storage.base import Store
 if TYPE_CHECKING:
     from strongroom.access import Principal
     from strongroom.crypto.providers import Keyring
+    from strongroom.language import Compiled, Evaluation, EvalValue, Provider
 
+#: The project of a bare import name (``imports: [base]`` means ``default/base``).
+DEFAULT_PROJECT = "default"
+#: The one organisation a Strongroom is (ESC-compatible routes accept it as the org segment).
+DEFAULT_ORGANIZATION = "default"
 META_MASTER_KEY_ID = "master_key_id"
 META_KDF_PARAMS = "kdf_params"
 META_AUDIT_KEY = "audit_hmac_key"
@@ -171,6 +182,8 @@ class Service:
         actor: str,
         client: str | None = "local",
         clock: Callable[[], datetime] = _utc_now,
+        principal: Principal | None = None,
+        providers: Mapping[str, Provider] | None = None,
     ) -> None:
         self._store = store
         self._load_keyring = load_keyring
@@ -179,6 +192,8 @@ class Service:
         self._actor = actor
         self._client = client
         self._clock = clock
+        self._principal = principal
+        self._providers: Mapping[str, Provider] = providers if providers is not None else {}
 
     def __repr__(self) -> str:
         return f"Service(store={self._store!r}, actor={self._actor!r})"
@@ -210,6 +225,27 @@ class Service:
             revision=revision,
             client=self._client,
             details=tuple(sorted(details)),
+        )
+
+    # -- access -------------------------------------------------------------------------------
+
+    def _allowed(self, permission: str, env: EnvRef | None = None) -> bool:
+        return self._principal is None or self._principal.may(permission, None if env is None else str(env))
+
+    def _require(self, permission: str, env: EnvRef | None = None) -> None:
+        """Refuse (and record the refusal) unless the principal has ``permission`` on ``env``.
+
+        Checked on the name alone, before any look-up, so a refusal never tells whether
+        the environment exists.
+        """
+        if self._allowed(permission, env):
+            return
+        self.record(self._event(f"denied.{permission}", env=env, outcome="denied"))
+        assert self._principal is not None
+        raise PermissionDeniedError(
+            f"token {self._principal.name!r} ({self._principal.role}) may not {permission} "
+            + (f"environment {env}" if env is not None else "this"),
+            hint="ask an admin for a token with the right role and scope",
         )
 
     def record(self, event: AuditEvent) -> None:
@@ -285,6 +321,7 @@ class Service:
 
         Reads with the current keyring; revisions are untouched. Returns the count.
         """
+        self._require("admin")
         old = self.keyring()
         target = new_keyring.primary
 
@@ -319,6 +356,7 @@ class Service:
         page_size: int = 10_000,
     ) -> Iterator[AuditRecord]:
         """Audit records, oldest first, matching every filter given. Reading the log is itself recorded."""
+        self._require("admin")
         self.record(self._event("audit.read", details=[("view", "log")]))
         after, left = 0, limit
         while left is None or left > 0:
@@ -335,6 +373,7 @@ class Service:
 
     def verify_audit(self, *, page_size: int = 10_000) -> tuple[int, ChainBreak | None]:
         """Walk the whole chain; returns (records checked, first break or None)."""
+        self._require("admin")
         head = self._store.audit_head()
 
         def records() -> Iterator[AuditRecord]:
@@ -353,6 +392,7 @@ class Service:
 
     def search_value(self, value: str) -> list[AuditRecord]:
         """Every record whose details carry the HMAC of ``value``: who read or wrote it, and when."""
+        self._require("admin")
         digest = self.value_hmac(value)
         self.record(self._event("audit.read", details=[("view", "hash")]))
         found: list[AuditRecord] = []
@@ -370,6 +410,7 @@ class Service:
         self, name: str, role: str, scopes: Iterable[str] = (), expires_in: timedelta | None = None
     ) -> tuple[TokenRecord, str]:
         """Make a token; returns its record and the token itself, which is never stored or shown again."""
+        self._require("admin")
         from strongroom.access import ROLES, new_token
 
         if not _TOKEN_NAME.fullmatch(name):
@@ -403,9 +444,11 @@ class Service:
         return record, token
 
     def list_tokens(self) -> list[TokenRecord]:
+        self._require("admin")
         return self._store.list_tokens()
 
     def revoke_token(self, token_id: str) -> None:
+        self._require("admin")
         self._store.revoke_token(
             token_id, at=self._now(), audit=[self._event("token.revoke", details=[("token_id", token_id)])]
         )
@@ -430,7 +473,11 @@ class Service:
     def list_environments(
         self, *, project: str | None = None, after: EnvRef | None = None, limit: int | None = None
     ) -> list[EnvironmentRecord]:
-        return self._store.list_environments(project=project, after=after, limit=limit)
+        self._require("read")
+        found = self._store.list_environments(project=project, after=after, limit=limit)
+        if self._principal is None or not self._principal.scopes:
+            return found
+        return [rec for rec in found if self._principal.reaches(str(rec.ref))]
 
     def resolve(self, ref: RevisionRef) -> RevisionRecord:
         sel = ref.selector
@@ -442,12 +489,14 @@ class Service:
 
     def definition(self, ref: RevisionRef) -> RevisionRecord:
         """The stored definition (YAML with ciphertext only). Audited as a read."""
+        self._require("read", ref.env)
         rev = self.resolve(ref)
         self.record(self._event("read", env=ref.env, revision=rev.number, details=[("view", "definition")]))
         return rev
 
     def definition_text(self, ref: RevisionRef, *, show_secrets: bool = False) -> str:
         """The definition as YAML: ciphertext as stored, or with ``fn::secret: PLAINTEXT`` when asked."""
+        self._require("open" if show_secrets else "read", ref.env)
         rev = self.resolve(ref)
         if not show_secrets or SECRET_FN not in rev.definition:
             self.record(self._event("read", env=ref.env, revision=rev.number, details=[("view", "definition")]))
@@ -464,38 +513,134 @@ class Service:
         self.record(self._event("decrypt", env=ref.env, revision=rev.number, details=[("view", "definition"), *hmacs]))
         return doc.dump()
 
-    def read(self, ref: RevisionRef, path: Path = (), *, show_secrets: bool = False) -> Any:
-        """The definition's ``values`` at ``path``; secrets as :class:`Secret`, masked unless asked."""
-        rev = self.resolve(ref)
-        node: Any = json.loads(rev.compiled).get("values") if rev.compiled else None
-        if node is None:
-            node = {}
-        for i, seg in enumerate(path):
-            here = format_path(path[:i], "values")
-            if is_secret_node(node):
-                raise PathError(f"the path runs through the secret at {here} in {ref.env}")
-            if isinstance(seg, int):
-                if not isinstance(node, list) or seg >= len(node):
-                    raise PathError(f"{format_path(path[: i + 1], 'values')} does not exist in {ref}")
-            elif not isinstance(node, dict) or seg not in node:
-                if not isinstance(node, dict | list):
-                    raise PathError(f"the path runs through a scalar: {here} in {ref.env} has no key {seg!r}")
-                raise PathError(
-                    f"{format_path(path[: i + 1], 'values')} does not exist in {ref}",
-                    hint=f"run `strongroom env get {ref}` to see its values",
-                )
-            node = node[seg]
-        details = [("path", format_path(path, "values"))] if path else []
-        if not show_secrets:
-            self.record(self._event("read", env=ref.env, revision=rev.number, details=details))
-            return _reveal(node, None)
-        value = _reveal(node, self._decryptor(ref.env))
-        self.record(
-            self._event(
-                "decrypt", env=ref.env, revision=rev.number, details=[*details, *self._secret_hmacs(value, path)]
-            )
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def _compiled(self, rev: RevisionRecord) -> Compiled:
+        """The revision's compiled form from its cache, or compiled afresh if the cache is from another version."""
+        from strongroom.language import Compiled, compile_definition
+
+        try:
+            return Compiled.from_json(rev.compiled)
+        except (ValueError, KeyError, TypeError):
+            return compile_definition(rev.definition, str(rev.ref))
+
+    def _evaluate(self, env: EnvRef, compiled: Compiled, *, reveal: bool) -> Evaluation:
+        """Evaluate ``compiled`` as ``env``: imports resolved through the store (each once), secrets
+        decrypted only when ``reveal``. Opening needs the open right on every import."""
+        from strongroom.crypto.format import decrypt_secret
+        from strongroom.language import LoadError, evaluate
+
+        permission = "open" if reveal else "read"
+        keys: dict[str, bytes] = {}
+        if reveal:
+            self.keyring()  # a missing or wrong master key is one clear error, not a diagnostic per secret
+
+        def load(written: str) -> tuple[str, Compiled]:
+            name, _, version = written.partition("@")
+            if "/" not in name:
+                name = f"{DEFAULT_PROJECT}/{name}"
+            try:
+                ref = RevisionRef.parse(f"{name}@{version}" if version else name)
+            except InvalidNameError as exc:
+                raise LoadError(exc.message) from None
+            if not self._allowed(permission, ref.env):
+                raise LoadError(f"environment {written!r} not found or not accessible")
+            try:
+                rev = self.resolve(ref)
+            except NotFoundError:
+                raise LoadError(f"environment {written!r} not found or not accessible") from None
+            return str(ref.env), self._compiled(rev)
+
+        failures: list[StrongroomError] = []
+
+        def decrypt(env_name: str, token: str) -> str:
+            try:
+                key = keys.get(env_name)
+                if key is None:
+                    key = keys[env_name] = self._data_key(self._store.get_environment(EnvRef.parse(env_name)))
+                return decrypt_secret(key, EnvRef.parse(env_name), token)
+            except StrongroomError as exc:
+                failures.append(exc)
+                raise
+
+        context = {
+            "actor": self._actor,
+            "pulumi": {"user": {"login": self._actor}, "organization": {"login": DEFAULT_ORGANIZATION}},
+        }
+        evaluation = evaluate(
+            str(env),
+            compiled,
+            load=load,
+            decrypt=decrypt if reveal else None,
+            providers=self._providers,
+            context=context,
         )
-        return value
+        if failures:  # a secret that will not decrypt is an error of the store, not of the definition
+            raise failures[0]
+        return evaluation
+
+    def evaluate(self, ref: RevisionRef, *, reveal: bool = False) -> tuple[RevisionRecord, Evaluation]:
+        """Evaluate a revision. Not audited: callers record what they show."""
+        self._require("open" if reveal else "read", ref.env)
+        rev = self.resolve(ref)
+        return rev, self._evaluate(ref.env, self._compiled(rev), reveal=reveal)
+
+    def check(self, env: EnvRef, text: str) -> tuple[Compiled, Evaluation | None]:
+        """Compile and evaluate (masked) a definition without storing it (``yaml/check``)."""
+        from strongroom.language import compile_definition
+
+        self._require("read", env)
+        compiled = compile_definition(text, str(env))
+        return compiled, None if compiled.has_errors else self._evaluate(env, compiled, reveal=False)
+
+    def read_value(
+        self, ref: RevisionRef, path: Path = (), *, show_secrets: bool = False
+    ) -> tuple[EvalValue, Evaluation]:
+        """The evaluated value at ``path`` (with where each part is defined). Audited as read or decrypt."""
+        rev, ev = self.evaluate(ref, reveal=show_secrets)
+        value = _at_path(ev, path, ref)
+        details = [("path", format_path(path, "values"))] if path else []
+        if show_secrets:
+            details.extend(self._eval_hmacs(value, path))
+        self.record(
+            self._event("decrypt" if show_secrets else "read", env=ref.env, revision=rev.number, details=details)
+        )
+        return value, ev
+
+    def read(self, ref: RevisionRef, path: Path = (), *, show_secrets: bool = False) -> Any:
+        """The evaluated values at ``path`` as plain data; secrets as :class:`Secret`, masked unless asked."""
+        return _python(self.read_value(ref, path, show_secrets=show_secrets)[0])
+
+    def open(self, ref: RevisionRef, path: Path = ()) -> tuple[EvalValue, Evaluation]:
+        """``env open``: the evaluated values with secrets in plaintext. Recorded as an open, with value HMACs."""
+        self._require("open", ref.env)
+        rev, ev = self.evaluate(ref, reveal=True)
+        errors = [d for d in ev.diagnostics if d.is_error]
+        if errors:
+            self.record(self._event("open", env=ref.env, revision=rev.number, outcome="error"))
+            raise DefinitionError(
+                f"{ref} cannot be opened: {errors[0].to_diagnostic()}",
+                diagnostics=tuple(d.to_diagnostic() for d in errors),
+                hint=f"fix the definition with `strongroom env edit {ref.env}`",
+            )
+        value = _at_path(ev, path, ref)
+        details = [("path", format_path(path, "values"))] if path else []
+        details.extend(self._eval_hmacs(value, path))
+        self.record(self._event("open", env=ref.env, revision=rev.number, details=details))
+        return value, ev
+
+    def _eval_hmacs(self, value: EvalValue, path: Path) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+        stack: list[tuple[EvalValue, Path]] = [(value, path)]
+        while stack:
+            node, here = stack.pop()
+            if node.secret and not node.unknown and not isinstance(node.value, dict | list):
+                found.append((f"hmac:{format_path(here, 'values')}", self.value_hmac(_text(node.value))))
+            elif isinstance(node.value, dict):
+                stack.extend((child, (*here, k)) for k, child in node.value.items())
+            elif isinstance(node.value, list):
+                stack.extend((child, (*here, i)) for i, child in enumerate(node.value))
+        return found
 
     def _decryptor(self, env: EnvRef) -> Callable[[str], str]:
         from strongroom.crypto.format import decrypt_secret
@@ -504,6 +649,7 @@ class Service:
         return lambda token: decrypt_secret(data_key, env, token)
 
     def history(self, env: EnvRef) -> list[HistoryEntry]:
+        self._require("read", env)
         tags: dict[int, list[str]] = {}
         for tag in self._store.list_tags(env):
             tags.setdefault(tag.revision, []).append(tag.name)
@@ -515,15 +661,18 @@ class Service:
         return entries
 
     def list_tags(self, env: EnvRef) -> list[TagRecord]:
+        self._require("read", env)
         tags = self._store.list_tags(env)
         self.record(self._event("read", env=env, details=[("view", "tags")]))
         return tags
 
     def diff(self, a: RevisionRef, b: RevisionRef, *, show_secrets: bool = False) -> list[Change]:
         """Leaf-by-leaf differences from ``a`` to ``b``; secrets compare by plaintext when a key is at hand."""
+        self._require("open" if show_secrets else "read", a.env)
+        self._require("open" if show_secrets else "read", b.env)
         rev_a, rev_b = self.resolve(a), self.resolve(b)
-        flat_a = _flatten(json.loads(rev_a.compiled) if rev_a.compiled else {})
-        flat_b = _flatten(json.loads(rev_b.compiled) if rev_b.compiled else {})
+        flat_a = _flatten(parse_definition(rev_a.definition, str(a.env)).to_plain())
+        flat_b = _flatten(parse_definition(rev_b.definition, str(b.env)).to_plain())
         dec_a = dec_b = None
         secrets_differ = any(
             is_secret_node(flat_a.get(k)) or is_secret_node(flat_b.get(k))
@@ -562,23 +711,52 @@ class Service:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _compile(self, env: EnvRef, text: str, encrypt: Callable[[str], str] | None) -> tuple[str, str]:
+    def _compile(
+        self, env: EnvRef, text: str, encrypt: Callable[[str], str] | None
+    ) -> tuple[str, str, tuple[Diagnostic, ...]]:
+        """Check a definition as written, encrypt its plaintext secrets; (stored text, cache, warnings).
+
+        Every error is reported at once (``DefinitionError.diagnostics``), positioned in
+        the text as the user wrote it; nothing is stored when there is one.
+        """
+        from strongroom.language import compile_definition
+
+        written = compile_definition(text, str(env))
+        warnings = self._check_compiled(env, written)
         doc = parse_definition(text, str(env))
-        if doc.has_plaintext_secrets():
-            if encrypt is None:
-                raise InvalidInputError("internal: plaintext secrets need an encryptor")
-            doc.encrypt_secrets(encrypt)
-            text = doc.dump()
-            doc = parse_definition(text, str(env))
-        return text, doc.compiled()
+        if not doc.has_plaintext_secrets():
+            return text, written.to_json(), warnings
+        if encrypt is None:
+            raise InvalidInputError("internal: plaintext secrets need an encryptor")
+        doc.encrypt_secrets(encrypt)
+        stored = doc.dump()
+        return stored, compile_definition(stored, str(env)).to_json(), warnings
+
+    def _check_compiled(self, env: EnvRef, compiled: Compiled) -> tuple[Diagnostic, ...]:
+        """Raise ``DefinitionError`` if compiling or (masked) evaluating finds errors; return the warnings."""
+        diags = list(compiled.diagnostics)
+        if not compiled.has_errors:
+            diags.extend(self._evaluate(env, compiled, reveal=False).diagnostics)
+        errors = [d for d in diags if d.is_error]
+        converted = tuple(d.to_diagnostic() for d in diags)
+        if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise DefinitionError(
+                f"invalid definition: {errors[0].to_diagnostic()}{more}",
+                diagnostics=tuple(d for d in converted if d.severity == "error")
+                + tuple(d for d in converted if d.severity != "error"),
+                hint="fix the definition and try again; nothing was saved",
+            )
+        return converted
 
     def create_environment(self, env: EnvRef, definition: str = "") -> RevisionRecord:
+        self._require("write", env)
         from strongroom.crypto.format import encrypt_secret, new_data_key
 
         primary = self.keyring().primary
         data_key = new_data_key()
-        text, compiled = self._compile(env, definition, lambda p: encrypt_secret(data_key, env, p))
-        return self._store.create_environment(
+        text, compiled, warnings = self._compile(env, definition, lambda p: encrypt_secret(data_key, env, p))
+        rev = self._store.create_environment(
             env,
             data_key=primary.wrap(env, data_key),
             key_id=primary.key_id,
@@ -588,15 +766,15 @@ class Service:
             at=self._now(),
             audit=[self._event("create", env=env, revision=1)],
         )
+        return replace(rev, warnings=warnings)
 
     def replace_definition(self, env: EnvRef, text: str, *, expected_latest: int | None = None) -> RevisionRecord:
         """``env edit``: store ``text`` as the new revision; plaintext secrets get encrypted."""
+        self._require("write", env)
         record = self._store.get_environment(env)
         base = record.latest_revision if expected_latest is None else expected_latest
-        parse_definition(text, str(env))  # report errors before touching the key
-        encrypt = self._encryptor(record) if _has_plaintext_secret_marker(text) else None
-        stored, compiled = self._compile(env, text, encrypt)
-        return self._store.append_revision(
+        stored, compiled, warnings = self._compile(env, text, self._lazy_encryptor(record))
+        rev = self._store.append_revision(
             env,
             expected_latest=base,
             definition=stored,
@@ -605,6 +783,18 @@ class Service:
             at=self._now(),
             audit=[self._event("write", env=env, revision=base + 1, details=[("change", "edit")])],
         )
+        return replace(rev, warnings=warnings)
+
+    def _lazy_encryptor(self, record: EnvironmentRecord) -> Callable[[str], str]:
+        """An encryptor that loads the key only if something is actually encrypted."""
+        made: list[Callable[[str], str]] = []
+
+        def encrypt(plaintext: str) -> str:
+            if not made:
+                made.append(self._encryptor(record))
+            return made[0](plaintext)
+
+        return encrypt
 
     def _encryptor(self, record: EnvironmentRecord) -> Callable[[str], str]:
         from strongroom.crypto.format import encrypt_secret
@@ -619,23 +809,28 @@ class Service:
         details: list[tuple[str, str]],
     ) -> RevisionRecord:
         """Read the newest revision, apply a path-level edit, write; re-apply if another writer won."""
+        from strongroom.language import compile_definition
+
         for attempt in range(WRITE_RETRIES):
             record = self._store.get_environment(env)
             rev = self._store.get_revision(env, record.latest_revision)
             doc = parse_definition(rev.definition, str(env))
             apply(doc, record)
             text = doc.dump()
-            checked = parse_definition(text, str(env))
+            parse_definition(text, str(env))
+            checked = compile_definition(text, str(env))
+            warnings = self._check_compiled(env, checked)
             try:
-                return self._store.append_revision(
+                written = self._store.append_revision(
                     env,
                     expected_latest=rev.number,
                     definition=text,
-                    compiled=checked.compiled(),
+                    compiled=checked.to_json(),
                     author=self._actor,
                     at=self._now(),
                     audit=[self._event("write", env=env, revision=rev.number + 1, details=details)],
                 )
+                return replace(written, warnings=warnings)
             except ConflictError:
                 if attempt == WRITE_RETRIES - 1:
                     raise
@@ -647,6 +842,7 @@ class Service:
         self, env: EnvRef, path: Path, value: Any, *, secret: bool = False, plaintext_ok: bool = False
     ) -> RevisionRecord:
         """``env set``. With ``secret`` the value is encrypted; a credential-like plaintext is refused."""
+        self._require("write", env)
         if not path:
             raise PathError("a path is required", hint='for example: pulumiConfig."postgresql:password"')
         size = (
@@ -686,14 +882,17 @@ class Service:
         return self._edit(env, apply, details)
 
     def remove_value(self, env: EnvRef, path: Path) -> RevisionRecord:
+        self._require("write", env)
         details = [("change", "remove"), ("path", format_path(path, "values"))]
         return self._edit(env, lambda doc, _record: doc.delete(path), details)
 
     def delete_environment(self, env: EnvRef) -> None:
+        self._require("delete", env)
         self._store.delete_environment(env, audit=[self._event("delete", env=env)])
 
     def rollback(self, target: RevisionRef) -> RevisionRecord:
         """Write a new revision whose content is that of ``target``."""
+        self._require("write", target.env)
         old = self.resolve(target)
         latest = self._store.get_environment(target.env).latest_revision
         return self._store.append_revision(
@@ -707,6 +906,7 @@ class Service:
         )
 
     def tag(self, env: EnvRef, tag: str, revision: int | str | None = None) -> int:
+        self._require("write", env)
         validate_tag_name(tag)
         number = self.resolve(RevisionRef(env, revision)).number
         event = self._event("tag.set", env=env, revision=number, details=[("tag", tag)])
@@ -714,12 +914,16 @@ class Service:
         return number
 
     def untag(self, env: EnvRef, tag: str) -> None:
+        self._require("write", env)
         validate_tag_name(tag)
         self._store.delete_tag(env, tag, audit=[self._event("tag.delete", env=env, details=[("tag", tag)])])
 
     def clone(self, src: EnvRef, dst: EnvRef, *, preserve_history: bool = False) -> int:
         """Copy ``src`` to a new ``dst``; secrets are re-encrypted under ``dst``'s own data key."""
+        self._require("open", src)
+        self._require("write", dst)
         from strongroom.crypto.format import decrypt_secret, encrypt_secret, new_data_key
+        from strongroom.language import compile_definition
 
         src_key = self._data_key(self._store.get_environment(src))
         dst_key = new_data_key()
@@ -735,7 +939,7 @@ class Service:
             text = doc.dump()
             author = rev.author if preserve_history else self._actor
             created = rev.created_at if preserve_history else self._now()
-            return text, parse_definition(text, str(dst)).compiled(), author, created
+            return text, compile_definition(text, str(dst)).to_json(), author, created
 
         copied = [reencrypt(r) for r in revisions]
         tags: list[tuple[str, int]] = []
@@ -759,10 +963,6 @@ class Service:
 
 def _wrapped_json(key_id: str, wrapped: bytes) -> str:
     return json.dumps({"key_id": key_id, "wrapped": base64.b64encode(wrapped).decode("ascii")})
-
-
-def _has_plaintext_secret_marker(text: str) -> bool:
-    return SECRET_FN in text
 
 
 def _reveal(node: Any, decrypt: Callable[[str], str] | None, *, keep: bool = True) -> Any:
@@ -807,3 +1007,37 @@ def _same(a: Any, b: Any, dec_a: Callable[[str], str] | None, dec_b: Callable[[s
             return dec_a(str(ta["ciphertext"])) == dec_b(str(tb["ciphertext"]))
         return False
     return bool(type(a) is type(b) and a == b)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _python(v: EvalValue, inherited: bool = False) -> Any:
+    """Plain data from an evaluated value; each secret leaf a :class:`Secret` (masked ones hold no plaintext)."""
+    secret = v.secret or inherited
+    if isinstance(v.value, dict):
+        return {k: _python(c, secret) for k, c in v.value.items()}
+    if isinstance(v.value, list):
+        return [_python(c, secret) for c in v.value]
+    if secret:
+        return Secret(None if v.unknown else _text(v.value))
+    return None if v.unknown else v.value
+
+
+def _at_path(ev: Evaluation, path: Path, ref: RevisionRef) -> EvalValue:
+    node = ev.value
+    for i, seg in enumerate(path):
+        here = format_path(path[:i], "values")
+        if node.secret and not isinstance(node.value, dict | list):
+            raise PathError(f"the path runs through the secret at {here} in {ref.env}")
+        if not isinstance(node.value, dict | list):
+            raise PathError(f"the path runs through a scalar: {here} in {ref.env} has no key {seg!r}")
+        child = node.get(seg)
+        if child is None:
+            raise PathError(
+                f"{format_path(path[: i + 1], 'values')} does not exist in {ref}",
+                hint=f"run `strongroom env get {ref}` to see its values",
+            )
+        node = child
+    return node

@@ -161,6 +161,7 @@ def env_init(ctx: click.Context, name: str, source: str | None) -> None:
     ref = _env(name)
     text = _read_input(source, "definition") if source else ""
     rev = _app(ctx).service().create_environment(ref, text)
+    _show_diagnostics(rev.warnings)
     click.echo(f"Environment {ref} created (revision {rev.number}).")
 
 
@@ -190,28 +191,116 @@ def env_ls(ctx: click.Context, project: str | None, long_: bool) -> None:
         print_table(("environment", "revision", "created"), rows)
 
 
+def _show_diagnostics(diagnostics: Any) -> None:
+    for diag in diagnostics:
+        d = diag.to_diagnostic() if hasattr(diag, "to_diagnostic") else diag
+        click.echo(f"{d.severity}: {d}", err=True)
+
+
+def _print_value(value: Any, fmt: str, *, reveal: bool, variables: dict[str, Any] | None = None) -> None:
+    from strongroom.cli import render
+
+    if fmt == "json":
+        click.echo(render.to_json(value, show_secrets=reveal))
+    elif fmt == "yaml":
+        sys.stdout.write(render.to_yaml(value, show_secrets=reveal))
+    elif fmt == "string":
+        sys.stdout.write(render.to_string(value, show_secrets=reveal))
+    else:
+        if variables is None:
+            raise UsageError(f"--format {fmt} prints environmentVariables; it takes no PATH")
+        writer = render.to_dotenv if fmt == "dotenv" else render.to_shell
+        sys.stdout.write(writer(variables, show_secrets=reveal))
+
+
 @env.command("get")
 @click.argument("name")
 @click.argument("path", required=False)
 @click.option("--show-secrets", is_flag=True, help="Print secrets in plaintext.")
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@click.option(
+    "--value",
+    "value_fmt",
+    type=click.Choice(["json", "yaml", "dotenv", "shell", "string"]),
+    help="Print only the evaluated value in this format (secrets still masked).",
+)
 @click.option("--definition", is_flag=True, help="Print the YAML definition itself (ciphertext unless --show-secrets).")
 @click.pass_context
-def env_get(ctx: click.Context, name: str, path: str | None, show_secrets: bool, fmt: str, definition: bool) -> None:
-    """Show an environment's values (NAME[@REV]); secrets print as [secret]."""
-    from strongroom.cli.render import to_json, to_yaml
+def env_get(
+    ctx: click.Context,
+    name: str,
+    path: str | None,
+    show_secrets: bool,
+    fmt: str,
+    value_fmt: str | None,
+    definition: bool,
+) -> None:
+    """Show an environment's evaluated values (NAME[@REV]) and where each is defined; secrets print as [secret]."""
+    from strongroom.cli.render import to_json, to_yaml, with_sources
 
     ref = RevisionRef.parse(_text_arg(name, "the environment name"))
+    service = _app(ctx).service()
     if definition:
         if path is not None:
             raise UsageError("--definition prints the whole definition; drop PATH")
-        sys.stdout.write(_app(ctx).service().definition_text(ref, show_secrets=show_secrets))
+        sys.stdout.write(service.definition_text(ref, show_secrets=show_secrets))
         return
-    value = _app(ctx).service().read(ref, _path(path) if path else (), show_secrets=show_secrets)
-    if fmt == "json":
-        click.echo(to_json(value, show_secrets=show_secrets))
-    else:
-        sys.stdout.write(to_yaml(value, show_secrets=show_secrets))
+    keys = _path(path) if path else ()
+    value, ev = service.read_value(ref, keys, show_secrets=show_secrets)
+    _show_diagnostics(ev.diagnostics)
+    if value_fmt is not None:
+        variables = _variables(ev) if value_fmt in ("dotenv", "shell") and not keys else None
+        _print_value(_python_of(value), value_fmt, reveal=show_secrets, variables=variables)
+    elif fmt == "json":
+        click.echo(to_json(_python_of(value), show_secrets=show_secrets))
+    elif isinstance(value.value, dict | list):
+        sys.stdout.write(to_yaml(with_sources(value, show_secrets), show_secrets=show_secrets))
+    else:  # one value: print it bare, as scripts expect (`--value` gives other formats)
+        sys.stdout.write(to_yaml(_python_of(value), show_secrets=show_secrets))
+    if any(d.is_error for d in ev.diagnostics):
+        raise SystemExit(1)
+
+
+def _python_of(value: Any) -> Any:
+    from strongroom.service import _python
+
+    return _python(value)
+
+
+def _variables(ev: Any) -> dict[str, Any]:
+    """The environmentVariables projection, secrets as :class:`Secret` so renderers can mask them."""
+    from strongroom.language import project_environment_variables
+    from strongroom.model import Secret
+
+    projection = project_environment_variables(ev)
+    _show_diagnostics(projection.diagnostics)
+    return {
+        name: (Secret(p.text) if p.secret else p.text)
+        for name, p in projection.items()
+        if p.text is not None or p.secret
+    }
+
+
+@env.command("open")
+@click.argument("name")
+@click.argument("path", required=False)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "yaml", "dotenv", "shell", "string"]),
+    default="json",
+    show_default=True,
+    help="dotenv and shell print the environmentVariables projection.",
+)
+@click.pass_context
+def env_open(ctx: click.Context, name: str, path: str | None, fmt: str) -> None:
+    """Print an environment's values with secrets in plaintext. Recorded in the audit log."""
+    ref = RevisionRef.parse(_text_arg(name, "the environment name"))
+    keys = _path(path) if path else ()
+    value, ev = _app(ctx).service().open(ref, keys)
+    _show_diagnostics(ev.diagnostics)
+    variables = _variables(ev) if fmt in ("dotenv", "shell") and not keys else None
+    _print_value(_python_of(value), fmt, reveal=True, variables=variables)
 
 
 @env.command("set")
@@ -247,6 +336,7 @@ def env_set(
         raw = _text_arg(value or "", "the value")
     parsed: Any = raw if secret or source is not None else parse_value(raw)
     rev = _app(ctx).service().set_value(ref, keys, parsed, secret=secret, plaintext_ok=plaintext)
+    _show_diagnostics(rev.warnings)
     click.echo(f"Updated {ref} (revision {rev.number}).", err=True)
 
 
@@ -261,6 +351,7 @@ def env_rm(ctx: click.Context, name: str, path: str | None, yes: bool) -> None:
     service = _app(ctx).service()
     if path is not None:
         rev = service.remove_value(ref, _path(path))
+        _show_diagnostics(rev.warnings)
         click.echo(f"Removed {path} from {ref} (revision {rev.number}).", err=True)
         return
     if not yes:
@@ -281,6 +372,7 @@ def env_edit(ctx: click.Context, name: str, source: str | None) -> None:
     service = _app(ctx).service()
     if source is not None:
         rev = service.replace_definition(ref, _read_input(source, "definition"))
+        _show_diagnostics(rev.warnings)
         click.echo(f"Updated {ref} (revision {rev.number}).", err=True)
         return
     from strongroom.cli.editor import edit_in_editor
@@ -291,6 +383,7 @@ def env_edit(ctx: click.Context, name: str, source: str | None) -> None:
         click.echo("No changes.", err=True)
         return
     rev = service.replace_definition(ref, edited, expected_latest=current.number)
+    _show_diagnostics(rev.warnings)
     click.echo(f"Updated {ref} (revision {rev.number}).", err=True)
 
 
@@ -402,3 +495,28 @@ def _register() -> None:
 
 
 _register()
+
+
+_RUN_SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": True}
+
+
+@click.command("run", context_settings=_RUN_SETTINGS)
+@click.argument("name")
+@click.option("-i", "--interactive", is_flag=True, help="Give the command the terminal, unmasked.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def run_cmd(ctx: click.Context, name: str, interactive: bool, command: tuple[str, ...]) -> None:
+    """Run CMD with the environment's environmentVariables and files; secrets in its output are masked.
+
+    \b
+    strongroom run aphiria.com/Production -- ./deploy.sh --token '${pulumiConfig["prometheus:authToken"]}'
+    """
+    from strongroom.cli.run import run_command
+
+    args = [_text_arg(a, "an argument") for a in command]
+    code = run_command(_app(ctx).service(), _text_arg(name, "the environment name"), args, interactive=interactive)
+    raise SystemExit(code)
+
+
+cli.add_command(run_cmd)
+env.add_command(run_cmd)

@@ -27,8 +27,39 @@ _AMBIGUOUS = re.compile(
 _UNSAFE_CHARS = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
 
 
+class Sourced:
+    """A leaf value with where it was defined (``env:line:column``), shown as a YAML comment."""
+
+    __slots__ = ("value", "where")
+
+    def __init__(self, value: Any, where: str) -> None:
+        self.value = value
+        self.where = where
+
+    def __repr__(self) -> str:
+        return f"Sourced({self.where})"
+
+
+def with_sources(v: Any, reveal: bool, inherited: bool = False) -> Any:
+    """An evaluated value (``language.EvalValue``) as plain data whose leaves are :class:`Sourced`."""
+    secret = v.secret or inherited
+    if isinstance(v.value, dict):
+        return {k: with_sources(c, reveal, secret) for k, c in v.value.items()}
+    if isinstance(v.value, list):
+        return [with_sources(c, reveal, secret) for c in v.value]
+    if secret:
+        return Sourced(Secret(None if (v.unknown or not reveal) else _leaf_text(v.value)), v.where)
+    return Sourced("[unknown]" if v.unknown else v.value, v.where)
+
+
+def _leaf_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def unmask(value: Any, show_secrets: bool) -> Any:
     """Plain data: secrets become their plaintext (when revealed and asked for) or ``[secret]``."""
+    if isinstance(value, Sourced):
+        return unmask(value.value, show_secrets)
     if isinstance(value, Secret):
         return value.reveal() if show_secrets and value.revealed else MASK
     if isinstance(value, dict):
@@ -105,6 +136,8 @@ def _emit(value: Any, indent: int, lines: list[str], show_secrets: bool) -> None
 
 
 def _inline(value: Any, show_secrets: bool) -> str:
+    if isinstance(value, Sourced):
+        return f"{_inline(value.value, show_secrets)}  # {value.where}"
     if isinstance(value, dict):
         return "{}"
     if isinstance(value, list):
