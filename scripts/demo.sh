@@ -18,6 +18,7 @@ unset STRONGROOM_STORE STRONGROOM_MASTER_KEY STRONGROOM_PASSPHRASE STRONGROOM_PA
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 step "$sr" init
+step "$sr" env init aphiria.com/base -f "$root/examples/aphiria/environments/base.yaml"
 step "$sr" env init aphiria.com/Preview -f "$root/examples/aphiria/environments/Preview.yaml"
 step "$sr" env init aphiria.com/Production -f "$root/examples/aphiria/environments/Production.yaml"
 # A fresh 32-byte token, piped in so that it never shows on a command line.
@@ -29,4 +30,6 @@ step "$sr" env ls
 step "$sr" env get aphiria.com/Preview
 step "$sr" env history aphiria.com/Preview
 step "$sr" env diff aphiria.com/Preview@1 aphiria.com/Preview@2
+step "$sr" run aphiria.com/Preview -- sh -c 'echo "the API would start with DB_USER=$DB_USER and PROMETHEUS_AUTH_TOKEN=$PROMETHEUS_AUTH_TOKEN"'
+step "$sr" audit ls --env aphiria.com/Preview
 printf '\nThe store lived in %s and is removed now.\n' "$STRONGROOM_HOME"

@@ -166,6 +166,7 @@ RUNBOOK = [
 @pytest.mark.parametrize("env", [PREVIEW, PRODUCTION])
 def test_runbook(run, env, quotes):
     example = EXAMPLES / f"{env.split('/')[1]}.yaml"
+    ok(run("env", "init", "aphiria.com/base", "-f", str(EXAMPLES / "base.yaml")))
     assert "created (revision 1)" in ok(run("env", "init", env, "-f", str(example))).stdout
     revision = 1
     for step in RUNBOOK:
@@ -200,6 +201,7 @@ def test_runbook(run, env, quotes):
 
 
 def test_runbook_credentials_without_secret_are_refused(run, home):
+    ok(run("env", "init", "aphiria.com/base", "-f", str(EXAMPLES / "base.yaml")))
     ok(run("env", "init", PREVIEW, "-f", str(EXAMPLES / "Preview.yaml")))
     before = store_rows(home)
     for key, value in [

@@ -549,11 +549,14 @@ class Service:
                 rev = self.resolve(ref)
             except NotFoundError:
                 raise LoadError(f"environment {written!r} not found or not accessible") from None
-            return str(ref.env), self._compiled(rev)
+            # A pinned import is its own environment for this evaluation: proj/env@3 and proj/env differ.
+            canonical = f"{ref.env}@{rev.number}" if ref.selector is not None else str(ref.env)
+            return canonical, self._compiled(rev)
 
         failures: list[StrongroomError] = []
 
         def decrypt(env_name: str, token: str) -> str:
+            env_name = env_name.partition("@")[0]
             try:
                 key = keys.get(env_name)
                 if key is None:
