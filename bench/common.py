@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import os
 import platform
+import re
 import secrets
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from strongroom.crypto.format import encrypt_secret, new_data_key
+from strongroom.crypto.format import decrypt_secret, encrypt_secret, new_data_key
 from strongroom.crypto.providers import EnvironmentKeyProvider, Keyring, generate_master_key_b64
 from strongroom.model import EnvRef
 from strongroom.service import Service
@@ -115,11 +118,40 @@ def postgres_version() -> str | None:
     return None if row is None else f"PostgreSQL {row[0]}"
 
 
+def strongroom_src() -> Path:
+    """The folder the ``strongroom`` package is imported from (``src/`` of the editable install,
+    or a snapshot put first on PYTHONPATH)."""
+    import strongroom
+
+    return Path(strongroom.__file__).resolve().parent.parent
+
+
+def code_state() -> str:
+    """Which code is measured: the checkout's commit and its uncommitted src/ changes
+    (read-only git calls), or the snapshot ``strongroom`` is imported from."""
+    git = ["git", "--no-optional-locks", "-C", str(ROOT)]
+    try:
+        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        status = subprocess.run(
+            [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return f"strongroom from {strongroom_src()} (no git checkout at {ROOT})"
+    head = commit.stdout.strip()
+    if strongroom_src() != (ROOT / "src").resolve():
+        return f"strongroom imported from {strongroom_src()} (PYTHONPATH); checkout HEAD is {head}"
+    changed = [line[3:] for line in status.stdout.splitlines() if line.strip()]
+    if not changed:
+        return f"{head} (src/ clean)"
+    return f"{head} + uncommitted changes in src/: {', '.join(changed)}"
+
+
 def print_machine(*, with_postgres: bool = False) -> None:
     print(f"date:      {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}")
     print(f"machine:   {os.cpu_count()} cores, {platform.system()} {platform.release()} {platform.machine()}")
     print(f"python:    {platform.python_implementation()} {platform.python_version()} ({sys.executable})")
     print(f"sqlite:    {sqlite3.sqlite_version}")
+    print(f"code:      {code_state()}")
     if with_postgres:
         print(f"postgres:  {postgres_version() or 'not reachable at 127.0.0.1:5432'}")
     print()
@@ -194,24 +226,37 @@ def template_definition(values: int = VALUES_PER_ENV, secret_count: int = SECRET
     return "\n".join(lines) + "\n"
 
 
+#: A stored secret: ``ciphertext: TOKEN`` under ``fn::secret`` in the definition as stored.
+_CIPHERTEXT = re.compile(r"ciphertext:\s*([A-Za-z0-9+/=]+)")
+#: ``make_template`` uses the first two indexes (template and check); fills start here.
+FIRST_FILL_INDEX = 2
+
+
 @dataclass(frozen=True, slots=True)
 class EnvTemplate:
     """One environment as the service stored it, to copy into many environments fast.
 
-    ``secrets`` pairs each ciphertext token in ``definition``/``compiled`` with its plaintext,
-    so a copy can be re-encrypted under its own data key and name (the AAD binds both).
+    A copy for another name gets a fresh data key, each secret re-encrypted under it (the
+    ciphertext's associated data binds the environment's name), and the name replaced
+    wherever the stored text quotes it. ``make_template`` checks a copy against what the
+    service itself writes, so a change in the stored format fails loudly instead of
+    filling the store with rows the service would not write.
     """
 
+    ref: EnvRef
     definition: str
     compiled: str
-    secrets: tuple[tuple[str, str], ...]
+    secrets: tuple[tuple[str, str], ...]  # (ciphertext token in the template, plaintext)
 
     def row(self, keyring: Keyring, ref: EnvRef) -> tuple[bytes, str, str, str]:
-        """``(wrapped data key, key id, definition, compiled)`` exactly as
-        ``Service.create_environment`` would store them for ``ref`` (fresh data key and nonces)."""
+        """``(wrapped data key, key id, definition, compiled)`` as
+        ``Service.create_environment`` stores them for ``ref`` (fresh data key and nonces)."""
         primary = keyring.primary
         data_key = new_data_key()
         definition, compiled = self.definition, self.compiled
+        old_name, new_name = json.dumps(str(self.ref)), json.dumps(str(ref))
+        definition = definition.replace(old_name, new_name)
+        compiled = compiled.replace(old_name, new_name)
         for token, plaintext in self.secrets:
             fresh = encrypt_secret(data_key, ref, plaintext)
             definition = definition.replace(token, fresh)
@@ -219,22 +264,35 @@ class EnvTemplate:
         return primary.wrap(ref, data_key), primary.key_id, definition, compiled
 
 
-def make_template(service: Service, ref: EnvRef, text: str | None = None) -> EnvTemplate:
-    """Create ``ref`` through the service (the real write path) and return it as a template."""
-    import json
+def _without_tokens(text: str, tokens: Iterable[str]) -> str:
+    for token in tokens:
+        text = text.replace(token, "TOKEN")
+    return text
 
+
+def make_template(service: Service, text: str | None = None) -> EnvTemplate:
+    """Create environments 0 and 1 through the service (the real write path); return 0 as a
+    template after checking that its copy for 1 matches what the service wrote for 1."""
     text = text or template_definition()
-    marker = "fn::secret: "
-    plaintexts = [line.strip()[len(marker) :] for line in text.splitlines() if line.strip().startswith(marker)]
+    ref, check_ref = env_ref(0), env_ref(1)
     rev = service.create_environment(ref, text)
-    tokens = [
-        node["fn::secret"]["ciphertext"]
-        for node in json.loads(rev.compiled)["values"]["pulumiConfig"].values()
-        if isinstance(node, dict)
-    ]
-    if len(tokens) != len(plaintexts):
-        raise RuntimeError("template secrets do not line up")
-    return EnvTemplate(rev.definition, rev.compiled, tuple(zip(tokens, plaintexts, strict=True)))
+    record = service.store.get_environment(ref)
+    data_key = service.keyring().get(record.key_id).unwrap(ref, record.data_key)
+    tokens = _CIPHERTEXT.findall(rev.definition)
+    if len(tokens) != text.count("fn::secret:") or not all(t in rev.compiled for t in tokens):
+        raise RuntimeError("the stored format changed: the template's ciphertexts cannot be found")
+    template = EnvTemplate(
+        ref, rev.definition, rev.compiled, tuple((t, decrypt_secret(data_key, ref, t)) for t in tokens)
+    )
+    real = service.create_environment(check_ref, text)
+    _, _, copy_definition, copy_compiled = template.row(service.keyring(), check_ref)
+    real_tokens = _CIPHERTEXT.findall(real.definition)
+    copy_tokens = _CIPHERTEXT.findall(copy_definition)
+    same_definition = _without_tokens(real.definition, real_tokens) == _without_tokens(copy_definition, copy_tokens)
+    same_compiled = _without_tokens(real.compiled, real_tokens) == _without_tokens(copy_compiled, copy_tokens)
+    if not (same_definition and same_compiled):
+        raise RuntimeError("the stored format changed: a copied environment differs from what the service writes")
+    return template
 
 
 def fill(store: Store, keyring: Keyring, template: EnvTemplate, indexes: Iterable[int]) -> float:

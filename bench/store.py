@@ -32,18 +32,28 @@ TARGET_GET_MS = 1.0
 SET_PATH = ("pulumiConfig", "service-00:setting-01")
 
 
+def secrets_in(value: object) -> list[Secret]:
+    if isinstance(value, Secret):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in secrets_in(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in secrets_in(v)]
+    return []
+
+
 def bench_backend(label: str, store: Store, *, envs: int, gets: int, sets: int, rows: list[list[str]]) -> float:
     """Fill ``store``, time the three operations, append table rows; returns the masked-get median (s)."""
     service = common.make_service(store)
     keyring = service.keyring()
-    template = common.make_template(service, common.env_ref(0))
-    took = common.fill(store, keyring, template, range(1, envs))
+    template = common.make_template(service)
+    took = common.fill(store, keyring, template, range(common.FIRST_FILL_INDEX, envs))
     print(f"{label}: filled {envs:,} environments in {took:.1f} s ({took / envs * 1000:.2f} ms each)")
 
     rng = random.Random(20261129)
     # Sanity (not timing): a revealed read really decrypts.
     probe = service.read(RevisionRef(common.env_ref(rng.randrange(envs))), show_secrets=True)
-    revealed = [v for v in probe["pulumiConfig"].values() if isinstance(v, Secret)]
+    revealed = secrets_in(probe)
     if len(revealed) != common.SECRETS_PER_ENV or not all(s.revealed for s in revealed):
         raise RuntimeError("show_secrets read did not decrypt every secret")
 

@@ -8,13 +8,17 @@ __all__ = [
     "MAX_VALUE_BYTES",
     "AuditEvent",
     "AuditRecord",
+    "DeliveryRecord",
     "EnvRef",
+    "EnvTagRecord",
     "EnvironmentRecord",
+    "OpenSession",
     "RevisionRecord",
     "RevisionRef",
     "Secret",
     "TagRecord",
     "TokenRecord",
+    "WebhookRecord",
     "validate_tag_name",
 ]
 
@@ -231,3 +235,62 @@ class TokenRecord:
 
     def __repr__(self) -> str:
         return f"TokenRecord(token_id={self.token_id!r}, name={self.name!r}, role={self.role!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class EnvTagRecord:
+    """A key/value tag on an environment (ESC's environment tags, e.g. ``team: platform``)."""
+
+    name: str
+    value: str
+    created_at: str
+    updated_at: str
+    updated_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSession:
+    """An ESC open session: which revision was opened, by whom, until when. It holds no values."""
+
+    session_id: str
+    env: EnvRef
+    revision: int
+    actor: str
+    created_at: str
+    expires_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRecord:
+    """A webhook. ``secret`` is the signing secret wrapped by the master key (base64 JSON)."""
+
+    webhook_id: str
+    environment: str | None
+    url: str
+    secret: str
+    events: tuple[str, ...]
+    created_at: str
+    created_by: str
+    last_seq: int
+    active: bool = True
+
+    def __repr__(self) -> str:
+        return f"WebhookRecord(webhook_id={self.webhook_id!r}, environment={self.environment!r}, url={self.url!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One event to deliver to one webhook, and how delivering it went."""
+
+    delivery_id: int
+    webhook_id: str
+    audit_seq: int
+    event: str
+    payload: str
+    status: str  # "pending", "delivered" or "failed" (gave up)
+    attempts: int
+    next_attempt_at: str
+    last_status: int | None
+    last_error: str | None
+    created_at: str
+    updated_at: str

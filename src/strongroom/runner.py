@@ -20,14 +20,20 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
 
 from strongroom.errors import InvalidInputError
 
 MASK_BYTES = b"[secret]"
 MIN_SECRET_LENGTH = 3
+#: Lines of a multi-line secret at least this long are masked on their own too.
+MULTILINE_PART = 8
+#: After the child exits, how long to keep copying output that its leftover children still write.
+DRAIN_GRACE = 2.0
 #: A line longer than this is masked and written in pieces rather than held back whole.
 MAX_LINE = 1024 * 1024
 _READ_SIZE = 256 * 1024
@@ -42,8 +48,13 @@ class Masker:
     """
 
     def __init__(self, secrets: Iterable[str]) -> None:
+        texts: set[str] = set()
+        for secret in secrets:
+            texts.add(secret)
+            if "\n" in secret:  # a multi-line secret (a PEM key) is often printed line by line
+                texts.update(line for line in secret.splitlines() if len(line.strip()) >= MULTILINE_PART)
         patterns = sorted(
-            {s.encode("utf-8", "surrogatepass") for s in secrets if len(s) >= MIN_SECRET_LENGTH},
+            {t.encode("utf-8", "surrogatepass") for t in texts if len(t) >= MIN_SECRET_LENGTH},
             key=len,
             reverse=True,
         )
@@ -52,9 +63,8 @@ class Masker:
         if patterns:
             import ahocorasick_rs
 
-            self._matcher = ahocorasick_rs.BytesAhoCorasick(
-                patterns, matchkind=ahocorasick_rs.MatchKind.LeftmostLongest
-            )
+            # Every match, overlapping ones too: where two secrets overlap, their union is masked.
+            self._matcher = ahocorasick_rs.BytesAhoCorasick(patterns, matchkind=ahocorasick_rs.MatchKind.Standard)
         self._pending = b""
 
     def __repr__(self) -> str:
@@ -64,9 +74,16 @@ class Masker:
         """Mask ``data``; emit up to ``limit`` (or past it, to the end of a match that starts before it)."""
         if self._matcher is None:
             return data[:limit], limit
+        spans: list[list[int]] = []
+        matches = self._matcher.find_matches_as_indexes(data, overlapping=True)
+        for _index, start, end in sorted(matches, key=lambda m: (m[1], -m[2])):
+            if spans and start < spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], end)
+            else:
+                spans.append([start, end])
         out = bytearray()
         last = 0
-        for _index, start, end in self._matcher.find_matches_as_indexes(data):
+        for start, end in spans:
             if start >= limit:
                 break
             out += data[last:start]
@@ -114,7 +131,22 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _pump(source: int, target: int, masker: Masker) -> None:
+def _writer(stream: Any) -> Callable[[bytes], None]:
+    """Write bytes to a file descriptor when the stream has one, else through its buffer (tests, embedding)."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        buffer = getattr(stream, "buffer", stream)
+
+        def write(data: bytes) -> None:
+            buffer.write(data)
+            buffer.flush()
+
+        return write
+    return lambda data: _write_all(fd, data)
+
+
+def _pump(source: int, write: Callable[[bytes], None], masker: Masker) -> None:
     try:
         while True:
             chunk = os.read(source, _READ_SIZE)
@@ -122,10 +154,10 @@ def _pump(source: int, target: int, masker: Masker) -> None:
                 break
             out = masker.feed(chunk)
             if out:
-                _write_all(target, out)
+                write(out)
         tail = masker.flush()
         if tail:
-            _write_all(target, tail)
+            write(tail)
     except BrokenPipeError:
         pass
     finally:
@@ -186,7 +218,7 @@ def run(plan: RunPlan, *, base_environment: Mapping[str, str] | None = None) -> 
                 source = os.dup(pipe.fileno())
                 pipe.close()
                 thread = threading.Thread(
-                    target=_pump, args=(source, target.fileno(), Masker(plan.secrets)), daemon=True
+                    target=_pump, args=(source, _writer(target), Masker(plan.secrets)), daemon=True
                 )
                 thread.start()
                 pumps.append(thread)
@@ -196,8 +228,12 @@ def run(plan: RunPlan, *, base_environment: Mapping[str, str] | None = None) -> 
                 break
             except KeyboardInterrupt:  # SIGINT from a terminal: the child got it too; keep waiting
                 continue
-        for thread in pumps:
-            thread.join()
+        if folder is not None:  # the files go the moment the command ends, not when its pipes close
+            shutil.rmtree(folder, ignore_errors=True)
+            folder = None
+        deadline = time.monotonic() + DRAIN_GRACE
+        for thread in pumps:  # a background process the command left may hold the pipes open
+            thread.join(max(0.0, deadline - time.monotonic()))
         return code if code >= 0 else 128 - code
     finally:
         for signum, handler in previous.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "Change",
     "HistoryEntry",
+    "RunData",
     "Service",
     "format_time",
     "looks_like_credential",
@@ -51,13 +52,17 @@ from strongroom.model import (
     MAX_VALUE_BYTES,
     AuditEvent,
     AuditRecord,
+    DeliveryRecord,
     EnvironmentRecord,
     EnvRef,
+    EnvTagRecord,
+    OpenSession,
     RevisionRecord,
     RevisionRef,
     Secret,
     TagRecord,
     TokenRecord,
+    WebhookRecord,
     validate_tag_name,
 )
 from strongroom.storage.base import Store
@@ -66,6 +71,7 @@ if TYPE_CHECKING:
     from strongroom.access import Principal
     from strongroom.crypto.providers import Keyring
     from strongroom.language import Compiled, Evaluation, EvalValue, Provider
+    from strongroom.webhooks import WebhookDispatcher
 
 #: The project of a bare import name (``imports: [base]`` means ``default/base``).
 DEFAULT_PROJECT = "default"
@@ -74,8 +80,11 @@ DEFAULT_ORGANIZATION = "default"
 META_MASTER_KEY_ID = "master_key_id"
 META_KDF_PARAMS = "kdf_params"
 META_AUDIT_KEY = "audit_hmac_key"
+META_WEBHOOK_KEY = "webhook_secret_key"
 #: The name bound (as associated data) to the wrapped audit HMAC key; no user environment can have it.
 _AUDIT_KEY_REF = EnvRef(".", "audit-hmac-key")
+#: The store's own keys, each bound to a name no environment can have; re-wrapped by key rotation.
+_STORE_KEYS = {"audit_hmac_key": _AUDIT_KEY_REF, "webhook_secret_key": EnvRef(".", "webhook-secret-key")}
 #: How often a path-level write (``env set``/``env rm PATH``) is re-applied after losing a race.
 WRITE_RETRIES = 20
 
@@ -84,6 +93,7 @@ _CREDENTIAL_PREFIX = re.compile(
     r"^(ghp_|gho_|ghu_|ghs_|ghr_|github_pat_|dop_v1_|doo_v1_|glpat-|xox[abprs]-|sk_live_|AKIA[0-9A-Z]{12})"
 )
 _REFERENCE = re.compile(r"^\$\{[^}]*\}$")
+_ENV_TAG_NAME = re.compile(r"[A-Za-z0-9._:/-]{1,100}")
 _TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._@:-]{0,199}")
 _SCOPE = re.compile(r"[A-Za-z0-9._*?-]{1,100}/[A-Za-z0-9._*?-]{1,100}")
 
@@ -159,6 +169,20 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class RunData:
+    """What a command run inside an environment gets. Holds plaintext: never logged, never kept."""
+
+    variables: dict[str, str]
+    files: dict[str, str]
+    secrets: list[str]
+    args: list[str]
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"RunData(variables={sorted(self.variables)!r}, files={sorted(self.files)!r})"
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """One difference between two revisions. Secrets are :class:`Secret` (masked unless revealed)."""
 
@@ -188,7 +212,7 @@ class Service:
         self._store = store
         self._load_keyring = load_keyring
         self._keyring: Keyring | None = None
-        self._audit_key: bytes | None = None
+        self._store_keys: dict[str, bytes] = {}
         self._actor = actor
         self._client = client
         self._clock = clock
@@ -201,6 +225,9 @@ class Service:
     @property
     def store(self) -> Store:
         return self._store
+
+    def close(self) -> None:
+        self._store.close()
 
     def _now(self) -> str:
         return format_time(self._clock())
@@ -252,20 +279,25 @@ class Service:
         """Append an event that goes with no change (used by the server for denials)."""
         self._store.append_audit([event])
 
-    def audit_key(self) -> bytes:
-        """The key of the audit log's value HMACs: random, wrapped by the master key, made on first use."""
-        if self._audit_key is None:
-            stored = self._store.get_meta(META_AUDIT_KEY)
+    def _store_key(self, meta: str) -> bytes:
+        """One of the store's own keys (random, wrapped by the master key, made on first use)."""
+        key = self._store_keys.get(meta)
+        if key is None:
+            ref = _STORE_KEYS[meta]
+            stored = self._store.get_meta(meta)
             if stored is None:
                 key = os.urandom(32)
                 primary = self.keyring().primary
-                self._store.set_meta(META_AUDIT_KEY, _wrapped_json(primary.key_id, primary.wrap(_AUDIT_KEY_REF, key)))
-                self._audit_key = key
+                self._store.set_meta(meta, _wrapped_json(primary.key_id, primary.wrap(ref, key)))
             else:
                 info = json.loads(stored)
-                wrapped = base64.b64decode(info["wrapped"])
-                self._audit_key = self.keyring().get(info["key_id"]).unwrap(_AUDIT_KEY_REF, wrapped)
-        return self._audit_key
+                key = self.keyring().get(info["key_id"]).unwrap(ref, base64.b64decode(info["wrapped"]))
+            self._store_keys[meta] = key
+        return key
+
+    def audit_key(self) -> bytes:
+        """The key of the audit log's value HMACs."""
+        return self._store_key(META_AUDIT_KEY)
 
     def value_hmac(self, value: str) -> str:
         """The keyed HMAC the audit log records instead of a value."""
@@ -328,7 +360,7 @@ class Service:
         def source(key_id: str) -> Any:
             return new_keyring.get(key_id) if key_id in new_keyring.ids else old.get(key_id)
 
-        audit_key = self.audit_key()
+        store_keys = {meta: self._store_key(meta) for meta in _STORE_KEYS}
         rewrapped: list[tuple[EnvRef, bytes, str]] = []
         for ref, wrapped, key_id in self._store.list_data_keys():
             data_key = source(key_id).unwrap(ref, wrapped)
@@ -337,7 +369,10 @@ class Service:
         self._store.replace_data_keys(
             rewrapped,
             meta={
-                META_AUDIT_KEY: _wrapped_json(target.key_id, target.wrap(_AUDIT_KEY_REF, audit_key)),
+                **{
+                    meta: _wrapped_json(target.key_id, target.wrap(_STORE_KEYS[meta], key))
+                    for meta, key in store_keys.items()
+                },
                 META_MASTER_KEY_ID: target.key_id,
             },
             audit=[self._event("key.rotate", details=[("key_id", target.key_id), ("count", str(len(rewrapped)))])],
@@ -468,6 +503,144 @@ class Service:
             return None
         return Principal(record.name, record.role, record.scopes, record.token_id)
 
+    # -- webhooks -----------------------------------------------------------------------------
+
+    def create_webhook(
+        self, env: EnvRef | None, url: str, secret: str, events: Iterable[str] | None = None
+    ) -> WebhookRecord:
+        """Register a webhook for one environment (or all: ``env=None``). Only later events are delivered."""
+        import secrets as _secrets
+        from urllib.parse import urlsplit
+
+        from strongroom.webhooks import EVENTS
+
+        self._require("admin")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidInputError(f"invalid webhook URL {url!r}", hint="use an http:// or https:// URL")
+        if len(secret) < 16:
+            raise InvalidInputError(
+                "a webhook secret must be at least 16 characters", hint="generate one: openssl rand -hex 32"
+            )
+        chosen = tuple(dict.fromkeys(events)) if events else EVENTS
+        unknown = [e for e in chosen if e not in EVENTS]
+        if unknown:
+            raise InvalidInputError(f"unknown event {unknown[0]!r}", hint=f"choose from {', '.join(EVENTS)}")
+        from strongroom.crypto.format import encrypt_secret
+
+        webhook_id = _secrets.token_hex(8)
+        # Under the store's webhook key (which key rotation re-wraps), bound to this webhook's id.
+        wrapped = encrypt_secret(self._store_key(META_WEBHOOK_KEY), _webhook_ref(webhook_id), secret)
+        hook = WebhookRecord(
+            webhook_id=webhook_id,
+            environment=None if env is None else str(env),
+            url=url,
+            secret=wrapped,
+            events=chosen,
+            created_at=self._now(),
+            created_by=self._actor,
+            last_seq=self._store.audit_head()[0],
+        )
+        details = [("webhook_id", webhook_id), ("url", url), ("events", ",".join(chosen))]
+        self._store.create_webhook(hook, audit=[self._event("webhook.create", env=env, details=details)])
+        return hook
+
+    def list_webhooks(self) -> list[WebhookRecord]:
+        self._require("admin")
+        return self._store.list_webhooks()
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._require("admin")
+        self._store.delete_webhook(
+            webhook_id, audit=[self._event("webhook.delete", details=[("webhook_id", webhook_id)])]
+        )
+
+    def list_deliveries(self, webhook_id: str | None = None, limit: int = 100) -> list[DeliveryRecord]:
+        self._require("admin")
+        return self._store.list_deliveries(webhook_id=webhook_id, limit=limit)
+
+    def webhook_secret(self, hook: WebhookRecord) -> bytes:
+        from strongroom.crypto.format import decrypt_secret
+
+        key = self._store_key(META_WEBHOOK_KEY)
+        return decrypt_secret(key, _webhook_ref(hook.webhook_id), hook.secret).encode("utf-8")
+
+    def webhook_dispatcher(self, post: Callable[[str, bytes, dict[str, str]], int] | None = None) -> WebhookDispatcher:
+        from strongroom.webhooks import WebhookDispatcher, http_post
+
+        return WebhookDispatcher(
+            self._store,
+            secret_of=self.webhook_secret,
+            post=post or http_post(),
+            clock=self._clock,
+            format_time=format_time,
+        )
+
+    # -- environment tags and open sessions --------------------------------------------------
+
+    def list_env_tags(self, env: EnvRef) -> list[EnvTagRecord]:
+        self._require("read", env)
+        tags = self._store.list_env_tags(env)
+        self.record(self._event("read", env=env, details=[("view", "env-tags")]))
+        return tags
+
+    def set_env_tag(
+        self, env: EnvRef, name: str, value: str, *, create_only: bool = False, expected_value: str | None = None
+    ) -> EnvTagRecord:
+        """Create or change an environment tag (``team: platform``); ``expected_value`` guards against races."""
+        self._require("write", env)
+        if not _ENV_TAG_NAME.fullmatch(name):
+            raise InvalidInputError(
+                f"invalid tag name {name!r}: use 1-100 letters, digits, '.', '_', '-', '/' or ':'",
+                hint="for example: team",
+            )
+        if len(value.encode("utf-8", "surrogatepass")) > 4096:
+            raise TooLargeError("a tag value is at most 4 KiB")
+        event = self._event("env-tag.set", env=env, details=[("tag", name)])
+        return self._store.set_env_tag(
+            env,
+            name,
+            value,
+            at=self._now(),
+            actor=self._actor,
+            create_only=create_only,
+            expected_value=expected_value,
+            audit=[event],
+        )
+
+    def delete_env_tag(self, env: EnvRef, name: str) -> None:
+        self._require("write", env)
+        self._store.delete_env_tag(env, name, audit=[self._event("env-tag.delete", env=env, details=[("tag", name)])])
+
+    def create_open_session(self, ref: RevisionRef, ttl: timedelta) -> OpenSession:
+        """Record that ``ref`` was opened (ESC's two-step open). The session holds no values: reading it
+        opens the recorded revision again, with the reader's rights."""
+        import secrets as _secrets
+
+        self._require("open", ref.env)
+        rev = self.resolve(ref)
+        now = self._clock()
+        session = OpenSession(
+            session_id=_secrets.token_hex(16),
+            env=ref.env,
+            revision=rev.number,
+            actor=self._actor,
+            created_at=format_time(now),
+            expires_at=format_time(now + ttl),
+        )
+        self._store.create_open_session(session)
+        return session
+
+    def get_open_session(self, session_id: str, env: EnvRef) -> OpenSession:
+        """A live session of ``env``; ``NotFoundError`` for an unknown, expired or foreign one."""
+        self._require("open", env)
+        session = self._store.get_open_session(session_id)
+        if session is None or session.env != env or session.expires_at <= self._now():
+            raise NotFoundError(
+                f"no open session {session_id!r} for {env}", hint="open the environment again; sessions expire"
+            )
+        return session
+
     # -- reading ------------------------------------------------------------------------------
 
     def list_environments(
@@ -527,7 +700,6 @@ class Service:
     def _evaluate(self, env: EnvRef, compiled: Compiled, *, reveal: bool) -> Evaluation:
         """Evaluate ``compiled`` as ``env``: imports resolved through the store (each once), secrets
         decrypted only when ``reveal``. Opening needs the open right on every import."""
-        from strongroom.crypto.format import decrypt_secret
         from strongroom.language import LoadError, evaluate
 
         permission = "open" if reveal else "read"
@@ -544,6 +716,8 @@ class Service:
             except InvalidNameError as exc:
                 raise LoadError(exc.message) from None
             if not self._allowed(permission, ref.env):
+                denied = self._event(f"denied.{permission}", env=ref.env, outcome="denied", details=[("via", "import")])
+                self.record(denied)
                 raise LoadError(f"environment {written!r} not found or not accessible")
             try:
                 rev = self.resolve(ref)
@@ -556,6 +730,8 @@ class Service:
         failures: list[StrongroomError] = []
 
         def decrypt(env_name: str, token: str) -> str:
+            from strongroom.crypto.format import decrypt_secret
+
             env_name = env_name.partition("@")[0]
             try:
                 key = keys.get(env_name)
@@ -631,6 +807,65 @@ class Service:
         details.extend(self._eval_hmacs(value, path))
         self.record(self._event("open", env=ref.env, revision=rev.number, details=details))
         return value, ev
+
+    def environment_variables(self, ev: Evaluation) -> tuple[dict[str, Any], tuple[Diagnostic, ...]]:
+        """The ``environmentVariables`` projection: names to text, secrets as :class:`Secret`."""
+        from strongroom.language import project_environment_variables
+
+        projection = project_environment_variables(ev)
+        variables = {
+            name: (Secret(p.text) if p.secret else p.text)
+            for name, p in projection.items()
+            if p.text is not None or p.secret
+        }
+        return variables, tuple(d.to_diagnostic() for d in projection.diagnostics)
+
+    def run_plan(self, ref: RevisionRef, args: list[str]) -> RunData:
+        """What ``strongroom run`` needs: variables, files, the secrets to mask, and ARGS with
+        ``${...}`` resolved. Opening is audited as an open."""
+        from strongroom.language import project_environment_variables, project_files
+
+        _value, ev = self.open(ref)
+        variables = project_environment_variables(ev)
+        files = project_files(ev)
+        return RunData(
+            variables={k: p.text for k, p in variables.items() if p.text is not None},
+            files={k: p.text for k, p in files.items() if p.text is not None},
+            secrets=_secret_texts(ev.value),
+            args=self._interpolate_args(ref, args),
+            diagnostics=tuple(d.to_diagnostic() for d in (*variables.diagnostics, *files.diagnostics)),
+        )
+
+    def _interpolate_args(self, ref: RevisionRef, args: list[str]) -> list[str]:
+        """Resolve ``${...}`` in command arguments against the environment (``$$`` is a literal ``$``).
+
+        The arguments are evaluated as a tiny environment that imports ``ref`` (under a name no
+        user environment can have).
+        """
+        templated = [i for i, a in enumerate(args) if "${" in a]
+        if not templated:
+            return args
+        from strongroom.language import compile_definition
+
+        pinned = f"{ref.env}@{ref.selector}" if ref.selector is not None else str(ref.env)
+        scratch = EnvRef(ref.env.project, ".run-arguments")
+        compiled = compile_definition(
+            json.dumps({"imports": [pinned], "values": {"__strongroom_args": [args[i] for i in templated]}}),
+            str(scratch),
+        )
+        evaluation = self._evaluate(scratch, compiled, reveal=True)
+        errors = [d for d in (*compiled.diagnostics, *evaluation.diagnostics) if d.is_error]
+        if errors:
+            raise DefinitionError(
+                f"cannot interpolate the command's arguments: {errors[0].summary}",
+                hint="check the ${...} references in the arguments; write $$ for a literal $",
+            )
+        resolved = evaluation.value.get("__strongroom_args")
+        assert resolved is not None and isinstance(resolved.value, list)
+        out = list(args)  # an argument without ${...} is passed as it is, $$ included
+        for i, item in zip(templated, resolved.value, strict=True):
+            out[i] = _text(item.value)
+        return out
 
     def _eval_hmacs(self, value: EvalValue, path: Path) -> list[tuple[str, str]]:
         found: list[tuple[str, str]] = []
@@ -820,8 +1055,7 @@ class Service:
             doc = parse_definition(rev.definition, str(env))
             apply(doc, record)
             text = doc.dump()
-            parse_definition(text, str(env))
-            checked = compile_definition(text, str(env))
+            checked = compile_definition(text, str(env))  # every check the written text needs
             warnings = self._check_compiled(env, checked)
             try:
                 written = self._store.append_revision(
@@ -964,6 +1198,11 @@ class Service:
         return len(copied)
 
 
+def _webhook_ref(webhook_id: str) -> EnvRef:
+    """The name bound to a webhook's wrapped secret (no user environment can have it)."""
+    return EnvRef(".", f"webhook-{webhook_id}")
+
+
 def _wrapped_json(key_id: str, wrapped: bytes) -> str:
     return json.dumps({"key_id": key_id, "wrapped": base64.b64encode(wrapped).decode("ascii")})
 
@@ -1044,3 +1283,19 @@ def _at_path(ev: Evaluation, path: Path, ref: RevisionRef) -> EvalValue:
             )
         node = child
     return node
+
+
+def _secret_texts(value: EvalValue) -> list[str]:
+    """Every secret leaf's plaintext in an evaluated value (what ``run`` masks)."""
+    found: list[str] = []
+    stack = [(value, False)]
+    while stack:
+        node, inherited = stack.pop()
+        secret = node.secret or inherited
+        if isinstance(node.value, dict):
+            stack.extend((c, secret) for c in node.value.values())
+        elif isinstance(node.value, list):
+            stack.extend((c, secret) for c in node.value)
+        elif secret and not node.unknown and node.value is not None:
+            found.append(_text(node.value))
+    return found

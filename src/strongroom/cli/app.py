@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
+from strongroom import __version__
 from strongroom.cli.context import AppContext
 from strongroom.errors import DefinitionError, InvalidInputError, StrongroomError, UsageError
 from strongroom.model import EnvRef, RevisionRef
@@ -35,6 +36,34 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except StrongroomError as exc:
             _fail(exc)
+
+
+#: Subcommand groups imported only when used, so that `env get` does not pay for them.
+_LAZY = {
+    "audit": ("strongroom.cli.audit", "audit"),
+    "token": ("strongroom.cli.tokens", "token"),
+    "webhook": ("strongroom.cli.webhooks", "webhook"),
+    "serve": ("strongroom.cli.serve", "serve"),
+}
+
+
+class _RootGroup(_Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _LAZY and cmd_name not in self.commands:
+            import importlib
+
+            module_name, attr = _LAZY[cmd_name]
+            try:
+                command: click.Command = getattr(importlib.import_module(module_name), attr)
+            except ImportError:
+                return None
+            if isinstance(command, click.Group):
+                command.__class__ = _Group
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
 
 def _app(ctx: click.Context) -> AppContext:
@@ -83,8 +112,8 @@ def _path(text: str) -> tuple[str | int, ...]:
     return parse_path(_text_arg(text, "the path"))
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="strongroom", prog_name="strongroom")
+@click.group(cls=_RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(version=__version__, prog_name="strongroom")
 def cli() -> None:
     """Strongroom: one encrypted home for every secret, pushed to where it is used.
 
@@ -249,7 +278,7 @@ def env_get(
     value, ev = service.read_value(ref, keys, show_secrets=show_secrets)
     _show_diagnostics(ev.diagnostics)
     if value_fmt is not None:
-        variables = _variables(ev) if value_fmt in ("dotenv", "shell") and not keys else None
+        variables = _variables(service, ev) if value_fmt in ("dotenv", "shell") and not keys else None
         _print_value(_python_of(value), value_fmt, reveal=show_secrets, variables=variables)
     elif fmt == "json":
         click.echo(to_json(_python_of(value), show_secrets=show_secrets))
@@ -267,18 +296,11 @@ def _python_of(value: Any) -> Any:
     return _python(value)
 
 
-def _variables(ev: Any) -> dict[str, Any]:
+def _variables(service: Any, ev: Any) -> dict[str, Any]:
     """The environmentVariables projection, secrets as :class:`Secret` so renderers can mask them."""
-    from strongroom.language import project_environment_variables
-    from strongroom.model import Secret
-
-    projection = project_environment_variables(ev)
-    _show_diagnostics(projection.diagnostics)
-    return {
-        name: (Secret(p.text) if p.secret else p.text)
-        for name, p in projection.items()
-        if p.text is not None or p.secret
-    }
+    variables, diagnostics = service.environment_variables(ev)
+    _show_diagnostics(diagnostics)
+    return dict(variables)
 
 
 @env.command("open")
@@ -297,9 +319,10 @@ def env_open(ctx: click.Context, name: str, path: str | None, fmt: str) -> None:
     """Print an environment's values with secrets in plaintext. Recorded in the audit log."""
     ref = RevisionRef.parse(_text_arg(name, "the environment name"))
     keys = _path(path) if path else ()
-    value, ev = _app(ctx).service().open(ref, keys)
+    service = _app(ctx).service()
+    value, ev = service.open(ref, keys)
     _show_diagnostics(ev.diagnostics)
-    variables = _variables(ev) if fmt in ("dotenv", "shell") and not keys else None
+    variables = _variables(service, ev) if fmt in ("dotenv", "shell") and not keys else None
     _print_value(_python_of(value), fmt, reveal=True, variables=variables)
 
 
@@ -483,18 +506,6 @@ def env_clone(ctx: click.Context, src: str, dst: str, preserve_history: bool) ->
     source, target = _env(src), _env(dst)
     count = _app(ctx).service().clone(source, target, preserve_history=preserve_history)
     click.echo(f"Cloned {source} to {target} ({count} revision{'s' if count != 1 else ''}).", err=True)
-
-
-def _register() -> None:
-    from strongroom.cli.audit import audit
-    from strongroom.cli.tokens import token
-
-    for group in (audit, token):
-        group.__class__ = _Group
-        cli.add_command(group)
-
-
-_register()
 
 
 _RUN_SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": True}

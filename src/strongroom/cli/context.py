@@ -54,14 +54,25 @@ class AppContext:
 
         return open_store(self.store_url, self.home, create=create)
 
-    def service(self) -> Service:
-        if self._service is None:
-            from strongroom.service import Service
+    @property
+    def remote_url(self) -> str | None:
+        return self.environ.get("STRONGROOM_URL") or None
 
-            self._service = Service(self.open_store(), load_keyring=self._load_keyring, actor=self.actor)
+    def service(self) -> Service:
+        """The local service, or (with ``STRONGROOM_URL``) a client of a server that reads the same."""
+        if self._service is None:
+            if self.remote_url:
+                from strongroom.client import RemoteService
+
+                self._service = RemoteService(self.remote_url, self.environ.get("STRONGROOM_TOKEN"))  # type: ignore[assignment]
+            else:
+                from strongroom.service import Service
+
+                self._service = Service(self.open_store(), load_keyring=self._load_keyring, actor=self.actor)
+        assert self._service is not None
         return self._service
 
     def close(self) -> None:
         if self._service is not None:
-            self._service.store.close()
+            self._service.close()
             self._service = None

@@ -171,10 +171,19 @@ def _env_value(value: Any, show_secrets: bool) -> str:
 
 
 def to_dotenv(variables: dict[str, Any], *, show_secrets: bool = False) -> str:
-    """``KEY="value"`` lines; backslashes, quotes and newlines are escaped as dotenv readers expect."""
+    """``KEY="value"`` lines; backslashes, quotes and newlines are escaped as dotenv readers expect.
+
+    A value with a ``$`` (and no newline, backslash or single quote) is single-quoted
+    instead: python-dotenv and Docker Compose expand ``${...}`` inside double quotes but
+    not inside single quotes.
+    """
     lines = []
     for name, value in variables.items():
-        text = "".join(_DOTENV_ESCAPES.get(ch, ch) for ch in _env_value(value, show_secrets))
+        raw = _env_value(value, show_secrets)
+        if "$" in raw and not any(ch in raw for ch in "'\n\\"):
+            lines.append(f"{name}='{raw}'")
+            continue
+        text = "".join(_DOTENV_ESCAPES.get(ch, ch) for ch in raw)
         lines.append(f'{name}="{text}"')
     return "".join(line + "\n" for line in lines)
 

@@ -18,15 +18,19 @@ from strongroom.errors import InvalidInputError
 from strongroom.model import (
     AuditEvent,
     AuditRecord,
+    DeliveryRecord,
     EnvironmentRecord,
     EnvRef,
+    EnvTagRecord,
+    OpenSession,
     RevisionRecord,
     TagRecord,
     TokenRecord,
+    WebhookRecord,
 )
 
 #: The Alembic head revision this code expects. Bumped with every migration.
-SCHEMA_VERSION = "0002"
+SCHEMA_VERSION = "0003"
 
 
 @runtime_checkable
@@ -173,6 +177,96 @@ class Store(Protocol):
 
     def revoke_token(self, token_id: str, *, at: str, audit: Sequence[AuditEvent] = ()) -> None:
         """Mark a token revoked. ``NotFoundError`` for an unknown id."""
+        ...
+
+    # -- environment tags (key/value labels, not revision tags) -----------------------------------
+
+    def list_env_tags(self, ref: EnvRef) -> list[EnvTagRecord]:
+        """Tags ordered by name. ``EnvironmentNotFoundError`` for an unknown environment."""
+        ...
+
+    def set_env_tag(
+        self,
+        ref: EnvRef,
+        name: str,
+        value: str,
+        *,
+        at: str,
+        actor: str,
+        create_only: bool = False,
+        expected_value: str | None = None,
+        audit: Sequence[AuditEvent] = (),
+    ) -> EnvTagRecord:
+        """Create or update a tag. ``create_only``: ``AlreadyExistsError`` if it exists.
+        ``expected_value``: ``ConflictError`` unless the tag exists with that value; ``TagNotFoundError``
+        if it does not exist."""
+        ...
+
+    def delete_env_tag(self, ref: EnvRef, name: str, *, audit: Sequence[AuditEvent] = ()) -> None:
+        """``TagNotFoundError`` if there is no such tag."""
+        ...
+
+    # -- open sessions ------------------------------------------------------------------------------
+
+    def create_open_session(self, session: OpenSession) -> None: ...
+
+    def get_open_session(self, session_id: str) -> OpenSession | None: ...
+
+    def delete_expired_sessions(self, now: str) -> int:
+        """Remove sessions whose ``expires_at`` is at or before ``now``; returns how many."""
+        ...
+
+    # -- webhooks -----------------------------------------------------------------------------------
+
+    def create_webhook(self, hook: WebhookRecord, *, audit: Sequence[AuditEvent] = ()) -> None: ...
+
+    def list_webhooks(self) -> list[WebhookRecord]: ...
+
+    def delete_webhook(self, webhook_id: str, *, audit: Sequence[AuditEvent] = ()) -> None:
+        """``NotFoundError`` for an unknown id; its deliveries go too."""
+        ...
+
+    def enqueue_deliveries(
+        self,
+        webhook_id: str,
+        deliveries: Sequence[tuple[int, str, str]],
+        *,
+        expected_last_seq: int,
+        new_last_seq: int,
+        at: str,
+    ) -> bool:
+        """Queue ``(audit_seq, event, payload)`` deliveries and move the webhook's cursor, atomically.
+
+        Returns ``False`` (and writes nothing) if the cursor is no longer ``expected_last_seq``
+        (another dispatcher got there first).
+        """
+        ...
+
+    def due_deliveries(self, now: str, *, limit: int = 100) -> list[DeliveryRecord]:
+        """Pending deliveries whose ``next_attempt_at`` is at or before ``now``, oldest first."""
+        ...
+
+    def claim_delivery(self, delivery_id: int, *, now: str, lease_until: str) -> bool:
+        """Take a due delivery for one attempt (sets ``next_attempt_at`` to ``lease_until``).
+
+        ``False`` if it is no longer pending and due: another process took it.
+        """
+        ...
+
+    def record_delivery_attempt(
+        self,
+        delivery_id: int,
+        *,
+        status: str,
+        attempts: int,
+        next_attempt_at: str,
+        last_status: int | None,
+        last_error: str | None,
+        at: str,
+    ) -> None: ...
+
+    def list_deliveries(self, *, webhook_id: str | None = None, limit: int = 100) -> list[DeliveryRecord]:
+        """The newest deliveries first."""
         ...
 
     def close(self) -> None: ...

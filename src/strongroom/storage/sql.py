@@ -19,6 +19,13 @@ row) serialises appenders: on PostgreSQL it is locked with ``SELECT ... FOR UPDA
 SQLite the ``BEGIN IMMEDIATE`` write lock already serialises. The head is always the
 last lock a transaction takes, so it cannot be part of a deadlock.
 
+Environment tags: writers lock the environment's row first (``SELECT ... FOR UPDATE``),
+so ``create_only`` and ``expected_value`` are checked and acted on in one step.
+Webhook deliveries are a work queue: ``enqueue_deliveries`` moves the webhook's audit
+cursor with a compare-and-set ``UPDATE`` (a stale dispatcher writes nothing), and
+``claim_delivery`` is a single conditional ``UPDATE`` whose row count says whether
+this process, and no other, took the delivery.
+
 Besides :class:`SqlAlchemyStore`, the module offers the few connection helpers
 that :mod:`strongroom.storage.migrate` shares with it.
 """
@@ -63,11 +70,15 @@ from strongroom.errors import (
 from strongroom.model import (
     AuditEvent,
     AuditRecord,
+    DeliveryRecord,
     EnvironmentRecord,
     EnvRef,
+    EnvTagRecord,
+    OpenSession,
     RevisionRecord,
     TagRecord,
     TokenRecord,
+    WebhookRecord,
 )
 
 # The tables as queried (lightweight clauses: the DDL lives in the migrations).
@@ -133,6 +144,52 @@ _TOKENS = sa.table(
     sa.column("created_by", sa.String),
     sa.column("expires_at", sa.Text),
     sa.column("revoked_at", sa.Text),
+)
+_ENV_TAGS = sa.table(
+    "environment_tags",
+    sa.column("env_id", sa.Integer),
+    sa.column("name", sa.String),
+    sa.column("value", sa.Text),
+    sa.column("created_at", sa.Text),
+    sa.column("updated_at", sa.Text),
+    sa.column("updated_by", sa.String),
+)
+_SESSIONS = sa.table(
+    "open_sessions",
+    sa.column("session_id", sa.String),
+    sa.column("project", sa.String),
+    sa.column("name", sa.String),
+    sa.column("revision", sa.Integer),
+    sa.column("actor", sa.String),
+    sa.column("created_at", sa.Text),
+    sa.column("expires_at", sa.Text),
+)
+_WEBHOOKS = sa.table(
+    "webhooks",
+    sa.column("webhook_id", sa.String),
+    sa.column("environment", sa.String),
+    sa.column("url", sa.Text),
+    sa.column("secret", sa.Text),
+    sa.column("events", sa.Text),
+    sa.column("created_at", sa.Text),
+    sa.column("created_by", sa.String),
+    sa.column("last_seq", sa.BigInteger),
+    sa.column("active", sa.Boolean),
+)
+_DELIVERIES = sa.table(
+    "webhook_deliveries",
+    sa.column("delivery_id", sa.Integer),
+    sa.column("webhook_id", sa.String),
+    sa.column("audit_seq", sa.BigInteger),
+    sa.column("event", sa.String),
+    sa.column("payload", sa.Text),
+    sa.column("status", sa.String),
+    sa.column("attempts", sa.Integer),
+    sa.column("next_attempt_at", sa.Text),
+    sa.column("last_status", sa.Integer),
+    sa.column("last_error", sa.Text),
+    sa.column("created_at", sa.Text),
+    sa.column("updated_at", sa.Text),
 )
 #: The audit_log columns in the order :func:`_audit_record` reads them.
 _AUDIT_COLUMNS = (
@@ -326,6 +383,17 @@ def _token_not_found(token_id: str) -> NotFoundError:
     return NotFoundError(f"no token with id {token_id}", hint="run `strongroom token ls` to see the tokens")
 
 
+# The environment tag and webhook errors say what the native SQLite store says.
+
+
+def _env_tag_not_found(ref: EnvRef, name: str) -> TagNotFoundError:
+    return TagNotFoundError(f"{ref} has no tag {name!r}")
+
+
+def _webhook_not_found(webhook_id: str) -> NotFoundError:
+    return NotFoundError(f"no webhook with id {webhook_id}", hint="run `strongroom webhook ls`")
+
+
 def _conflict(ref: EnvRef, newest: int, expected: int) -> ConflictError:
     return ConflictError(
         f"environment {ref} was changed meanwhile: revision {newest} is the newest, "
@@ -369,6 +437,42 @@ def _token_record(row: Row[*tuple[Any, ...]]) -> TokenRecord:
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
     )
+
+
+def _webhook_record(row: Row[*tuple[Any, ...]]) -> WebhookRecord:
+    return WebhookRecord(
+        webhook_id=row.webhook_id,
+        environment=row.environment,
+        url=row.url,
+        secret=row.secret,
+        events=tuple(json.loads(row.events)),
+        created_at=row.created_at,
+        created_by=row.created_by,
+        last_seq=int(row.last_seq),
+        active=bool(row.active),
+    )
+
+
+def _delivery_record(row: Row[*tuple[Any, ...]]) -> DeliveryRecord:
+    return DeliveryRecord(
+        delivery_id=int(row.delivery_id),
+        webhook_id=row.webhook_id,
+        audit_seq=int(row.audit_seq),
+        event=row.event,
+        payload=row.payload,
+        status=row.status,
+        attempts=int(row.attempts),
+        next_attempt_at=row.next_attempt_at,
+        last_status=None if row.last_status is None else int(row.last_status),
+        last_error=row.last_error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 0:
+        raise InvalidInputError(f"invalid limit {limit}: it must not be negative")
 
 
 # --------------------------------------------------------------------------- the store
@@ -438,6 +542,12 @@ class SqlAlchemyStore:
             index_elements=list(keys),
             set_={k: lite_stmt.excluded[k] for k in values if k not in keys},
         )
+
+    def _insert_ignoring(self, table: TableClause, keys: tuple[str, ...]) -> Any:
+        """``INSERT ... ON CONFLICT (keys) DO NOTHING``: rows whose key exists already are skipped."""
+        if self._engine.dialect.name == "postgresql":
+            return pg_dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+        return sqlite_dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
     @staticmethod
     def _environment(connection: Connection, ref: EnvRef, *, lock: bool = False) -> Row[*tuple[Any, ...]]:
@@ -593,6 +703,12 @@ class SqlAlchemyStore:
     def delete_environment(self, ref: EnvRef, *, audit: Sequence[AuditEvent] = ()) -> None:
         with self._transaction(write=True) as connection:
             env_id = self._environment(connection, ref, lock=True).id
+            # Explicitly, not only by the foreign keys' ON DELETE CASCADE: a SQLite file may have been
+            # written by a connection that did not enforce them.
+            connection.execute(sa.delete(_ENV_TAGS).where(_ENV_TAGS.c.env_id == env_id))
+            connection.execute(
+                sa.delete(_SESSIONS).where(_SESSIONS.c.project == ref.project, _SESSIONS.c.name == ref.name)
+            )
             connection.execute(sa.delete(_TAGS).where(_TAGS.c.env_id == env_id))
             connection.execute(sa.delete(_REVISIONS).where(_REVISIONS.c.env_id == env_id))
             connection.execute(sa.delete(_ENVIRONMENTS).where(_ENVIRONMENTS.c.id == env_id))
@@ -945,6 +1061,260 @@ class SqlAlchemyStore:
             if revoked != 1:
                 raise _token_not_found(token_id)
             self._audit(connection, audit)
+
+    # ------------------------------------------------------------------ environment tags
+
+    def list_env_tags(self, ref: EnvRef) -> list[EnvTagRecord]:
+        with self._transaction(write=False) as connection:
+            env_id = self._environment(connection, ref).id
+            rows = connection.execute(
+                sa.select(
+                    _ENV_TAGS.c.name,
+                    _ENV_TAGS.c.value,
+                    _ENV_TAGS.c.created_at,
+                    _ENV_TAGS.c.updated_at,
+                    _ENV_TAGS.c.updated_by,
+                )
+                .where(_ENV_TAGS.c.env_id == env_id)
+                # Byte-wise, as on SQLite. The column is COLLATE "C" on PostgreSQL already: this costs nothing.
+                .order_by(self._bytewise(_ENV_TAGS.c.name))
+            ).all()
+        return [EnvTagRecord(row.name, row.value, row.created_at, row.updated_at, row.updated_by) for row in rows]
+
+    def set_env_tag(
+        self,
+        ref: EnvRef,
+        name: str,
+        value: str,
+        *,
+        at: str,
+        actor: str,
+        create_only: bool = False,
+        expected_value: str | None = None,
+        audit: Sequence[AuditEvent] = (),
+    ) -> EnvTagRecord:
+        with self._transaction(write=True) as connection:
+            # Locking the environment's row serialises the tag writers of one environment (and
+            # delete_environment), so the checks below and the write after them are one step.
+            env_id = self._environment(connection, ref, lock=True).id
+            row = connection.execute(
+                sa.select(_ENV_TAGS.c.value, _ENV_TAGS.c.created_at).where(
+                    _ENV_TAGS.c.env_id == env_id, _ENV_TAGS.c.name == name
+                )
+            ).one_or_none()
+            if row is not None and create_only:
+                raise AlreadyExistsError(f"{ref} already has a tag {name!r}", hint="update it instead")
+            if expected_value is not None:
+                if row is None:
+                    raise _env_tag_not_found(ref, name)
+                if row.value != expected_value:
+                    raise ConflictError(
+                        f"the tag {name!r} of {ref} was changed meanwhile", hint="re-read it and try again"
+                    )
+            if row is None:
+                created = at
+                connection.execute(
+                    sa.insert(_ENV_TAGS).values(
+                        env_id=env_id, name=name, value=value, created_at=at, updated_at=at, updated_by=actor
+                    )
+                )
+            else:
+                created = str(row.created_at)
+                connection.execute(
+                    sa.update(_ENV_TAGS)
+                    .where(_ENV_TAGS.c.env_id == env_id, _ENV_TAGS.c.name == name)
+                    .values(value=value, updated_at=at, updated_by=actor)
+                )
+            self._audit(connection, audit)
+        return EnvTagRecord(name, value, created, at, actor)
+
+    def delete_env_tag(self, ref: EnvRef, name: str, *, audit: Sequence[AuditEvent] = ()) -> None:
+        with self._transaction(write=True) as connection:
+            env_id = self._environment(connection, ref, lock=True).id
+            deleted = connection.execute(
+                sa.delete(_ENV_TAGS).where(_ENV_TAGS.c.env_id == env_id, _ENV_TAGS.c.name == name)
+            ).rowcount
+            if deleted != 1:
+                raise _env_tag_not_found(ref, name)
+            self._audit(connection, audit)
+
+    # ------------------------------------------------------------------ open sessions
+
+    def create_open_session(self, session: OpenSession) -> None:
+        with self._transaction(write=True) as connection:
+            try:
+                connection.execute(
+                    sa.insert(_SESSIONS).values(
+                        session_id=session.session_id,
+                        project=session.env.project,
+                        name=session.env.name,
+                        revision=session.revision,
+                        actor=session.actor,
+                        created_at=session.created_at,
+                        expires_at=session.expires_at,
+                    )
+                )
+            except IntegrityError as exc:
+                # The id is not repeated: it is what a reader presents to use the session.
+                raise AlreadyExistsError("an open session with this id already exists") from exc
+
+    def get_open_session(self, session_id: str) -> OpenSession | None:
+        with self._transaction(write=False) as connection:
+            row = connection.execute(sa.select(_SESSIONS).where(_SESSIONS.c.session_id == session_id)).one_or_none()
+        if row is None:
+            return None
+        return OpenSession(
+            session_id=row.session_id,
+            env=EnvRef(row.project, row.name),
+            revision=int(row.revision),
+            actor=row.actor,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+        )
+
+    def delete_expired_sessions(self, now: str) -> int:
+        with self._transaction(write=True) as connection:
+            return int(connection.execute(sa.delete(_SESSIONS).where(_SESSIONS.c.expires_at <= now)).rowcount)
+
+    # ------------------------------------------------------------------ webhooks
+
+    def create_webhook(self, hook: WebhookRecord, *, audit: Sequence[AuditEvent] = ()) -> None:
+        with self._transaction(write=True) as connection:
+            try:
+                connection.execute(
+                    sa.insert(_WEBHOOKS).values(
+                        webhook_id=hook.webhook_id,
+                        environment=hook.environment,
+                        url=hook.url,
+                        secret=hook.secret,
+                        events=json.dumps(list(hook.events)),
+                        created_at=hook.created_at,
+                        created_by=hook.created_by,
+                        last_seq=hook.last_seq,
+                        active=hook.active,
+                    )
+                )
+            except IntegrityError as exc:
+                raise AlreadyExistsError(f"a webhook with id {hook.webhook_id} already exists") from exc
+            self._audit(connection, audit)
+
+    def list_webhooks(self) -> list[WebhookRecord]:
+        order = [self._bytewise(_WEBHOOKS.c.created_at), self._bytewise(_WEBHOOKS.c.webhook_id)]
+        with self._transaction(write=False) as connection:
+            rows = connection.execute(sa.select(_WEBHOOKS).order_by(*order)).all()
+        return [_webhook_record(row) for row in rows]
+
+    def delete_webhook(self, webhook_id: str, *, audit: Sequence[AuditEvent] = ()) -> None:
+        with self._transaction(write=True) as connection:
+            # The webhook's row first: enqueue_deliveries locks it before it touches the deliveries,
+            # so taking the locks in the same order cannot deadlock with it.
+            deleted = connection.execute(sa.delete(_WEBHOOKS).where(_WEBHOOKS.c.webhook_id == webhook_id)).rowcount
+            if deleted != 1:
+                raise _webhook_not_found(webhook_id)
+            # Already gone by ON DELETE CASCADE where foreign keys are enforced; explicit for any file that was not.
+            connection.execute(sa.delete(_DELIVERIES).where(_DELIVERIES.c.webhook_id == webhook_id))
+            self._audit(connection, audit)
+
+    def enqueue_deliveries(
+        self,
+        webhook_id: str,
+        deliveries: Sequence[tuple[int, str, str]],
+        *,
+        expected_last_seq: int,
+        new_last_seq: int,
+        at: str,
+    ) -> bool:
+        with self._transaction(write=True) as connection:
+            # Compare-and-set on the cursor: of two dispatchers that read the same cursor, the second
+            # waits on the row lock (PostgreSQL) or the write lock (SQLite), then matches no row.
+            moved = connection.execute(
+                sa.update(_WEBHOOKS)
+                .where(_WEBHOOKS.c.webhook_id == webhook_id, _WEBHOOKS.c.last_seq == expected_last_seq)
+                .values(last_seq=new_last_seq)
+            ).rowcount
+            if moved != 1:
+                return False
+            if deliveries:
+                connection.execute(
+                    self._insert_ignoring(_DELIVERIES, ("webhook_id", "audit_seq")),
+                    [
+                        {
+                            "webhook_id": webhook_id,
+                            "audit_seq": seq,
+                            "event": event,
+                            "payload": payload,
+                            "status": "pending",
+                            "attempts": 0,
+                            "next_attempt_at": at,
+                            "created_at": at,
+                            "updated_at": at,
+                        }
+                        for seq, event, payload in deliveries
+                    ],
+                )
+        return True
+
+    def due_deliveries(self, now: str, *, limit: int = 100) -> list[DeliveryRecord]:
+        _check_limit(limit)
+        # Times are fixed-width ISO-8601 UTC text, which every collation orders alike: no COLLATE here,
+        # so that the (status, next_attempt_at) index serves both the filter and the order.
+        query = (
+            sa.select(_DELIVERIES)
+            .where(_DELIVERIES.c.status == "pending", _DELIVERIES.c.next_attempt_at <= now)
+            .order_by(_DELIVERIES.c.next_attempt_at, _DELIVERIES.c.delivery_id)
+            .limit(limit)
+        )
+        with self._transaction(write=False) as connection:
+            return [_delivery_record(row) for row in connection.execute(query)]
+
+    def claim_delivery(self, delivery_id: int, *, now: str, lease_until: str) -> bool:
+        # One conditional UPDATE: on PostgreSQL a second claimant waits on the row lock, then re-checks
+        # the condition against the row the first one committed (its lease is in the future) and
+        # matches nothing; on SQLite the write lock serialises claimants.
+        with self._transaction(write=True) as connection:
+            claimed = connection.execute(
+                sa.update(_DELIVERIES)
+                .where(
+                    _DELIVERIES.c.delivery_id == delivery_id,
+                    _DELIVERIES.c.status == "pending",
+                    _DELIVERIES.c.next_attempt_at <= now,
+                )
+                .values(next_attempt_at=lease_until)
+            ).rowcount
+        return claimed == 1
+
+    def record_delivery_attempt(
+        self,
+        delivery_id: int,
+        *,
+        status: str,
+        attempts: int,
+        next_attempt_at: str,
+        last_status: int | None,
+        last_error: str | None,
+        at: str,
+    ) -> None:
+        with self._transaction(write=True) as connection:
+            connection.execute(
+                sa.update(_DELIVERIES)
+                .where(_DELIVERIES.c.delivery_id == delivery_id)
+                .values(
+                    status=status,
+                    attempts=attempts,
+                    next_attempt_at=next_attempt_at,
+                    last_status=last_status,
+                    last_error=last_error,
+                    updated_at=at,
+                )
+            )
+
+    def list_deliveries(self, *, webhook_id: str | None = None, limit: int = 100) -> list[DeliveryRecord]:
+        _check_limit(limit)
+        query = sa.select(_DELIVERIES).order_by(_DELIVERIES.c.delivery_id.desc()).limit(limit)
+        if webhook_id is not None:
+            query = query.where(_DELIVERIES.c.webhook_id == webhook_id)
+        with self._transaction(write=False) as connection:
+            return [_delivery_record(row) for row in connection.execute(query)]
 
     def _bytewise(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         if self._engine.dialect.name == "postgresql":

@@ -32,11 +32,15 @@ from strongroom.errors import (
 from strongroom.model import (
     AuditEvent,
     AuditRecord,
+    DeliveryRecord,
     EnvironmentRecord,
     EnvRef,
+    EnvTagRecord,
+    OpenSession,
     RevisionRecord,
     TagRecord,
     TokenRecord,
+    WebhookRecord,
 )
 from strongroom.storage.base import SCHEMA_VERSION
 
@@ -60,6 +64,29 @@ def _audit_record(row: tuple[Any, ...]) -> AuditRecord:
         details=tuple(sorted((str(k), str(v)) for k, v in details.items())),
     )
     return AuditRecord(int(row[0]), event, str(row[9]), str(row[10]))
+
+
+_DELIVERY_COLUMNS = (
+    "delivery_id, webhook_id, audit_seq, event, payload, status, attempts, next_attempt_at, last_status,"
+    " last_error, created_at, updated_at"
+)
+
+
+def _delivery_record(row: tuple[Any, ...]) -> DeliveryRecord:
+    return DeliveryRecord(
+        delivery_id=int(row[0]),
+        webhook_id=str(row[1]),
+        audit_seq=int(row[2]),
+        event=str(row[3]),
+        payload=str(row[4]),
+        status=str(row[5]),
+        attempts=int(row[6]),
+        next_attempt_at=str(row[7]),
+        last_status=None if row[8] is None else int(row[8]),
+        last_error=None if row[9] is None else str(row[9]),
+        created_at=str(row[10]),
+        updated_at=str(row[11]),
+    )
 
 
 def _token_record(row: tuple[Any, ...]) -> TokenRecord:
@@ -286,6 +313,8 @@ class SqliteStore:
         with self._write() as conn:
             env_id, _ = self._env_row(conn, ref)
             conn.execute("DELETE FROM revision_tags WHERE env_id = ?", (env_id,))
+            conn.execute("DELETE FROM environment_tags WHERE env_id = ?", (env_id,))
+            conn.execute("DELETE FROM open_sessions WHERE project = ? AND name = ?", (ref.project, ref.name))
             conn.execute("DELETE FROM revisions WHERE env_id = ?", (env_id,))
             conn.execute("DELETE FROM environments WHERE id = ?", (env_id,))
             self._audit(conn, audit)
@@ -582,6 +611,211 @@ class SqliteStore:
             if cur.rowcount == 0:
                 raise NotFoundError(f"no token with id {token_id}", hint="run `strongroom token ls` to see the tokens")
             self._audit(conn, audit)
+
+    # -- environment tags ---------------------------------------------------------------------
+
+    def list_env_tags(self, ref: EnvRef) -> list[EnvTagRecord]:
+        with self._read() as conn:
+            env_id, _ = self._env_row(conn, ref)
+            rows = conn.execute(
+                "SELECT name, value, created_at, updated_at, updated_by FROM environment_tags"
+                " WHERE env_id = ? ORDER BY name",
+                (env_id,),
+            ).fetchall()
+        return [EnvTagRecord(*map(str, row)) for row in rows]
+
+    def set_env_tag(
+        self,
+        ref: EnvRef,
+        name: str,
+        value: str,
+        *,
+        at: str,
+        actor: str,
+        create_only: bool = False,
+        expected_value: str | None = None,
+        audit: Sequence[AuditEvent] = (),
+    ) -> EnvTagRecord:
+        with self._write() as conn:
+            env_id, _ = self._env_row(conn, ref)
+            row = conn.execute(
+                "SELECT value, created_at FROM environment_tags WHERE env_id = ? AND name = ?", (env_id, name)
+            ).fetchone()
+            if row is not None and create_only:
+                raise AlreadyExistsError(f"{ref} already has a tag {name!r}", hint="update it instead")
+            if expected_value is not None:
+                if row is None:
+                    raise TagNotFoundError(f"{ref} has no tag {name!r}")
+                if row[0] != expected_value:
+                    raise ConflictError(
+                        f"the tag {name!r} of {ref} was changed meanwhile", hint="re-read it and try again"
+                    )
+            created = at if row is None else str(row[1])
+            conn.execute(
+                "INSERT INTO environment_tags (env_id, name, value, created_at, updated_at, updated_by)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (env_id, name) DO UPDATE SET value = excluded.value,"
+                " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                (env_id, name, value, created, at, actor),
+            )
+            self._audit(conn, audit)
+        return EnvTagRecord(name, value, created, at, actor)
+
+    def delete_env_tag(self, ref: EnvRef, name: str, *, audit: Sequence[AuditEvent] = ()) -> None:
+        with self._write() as conn:
+            env_id, _ = self._env_row(conn, ref)
+            cur = conn.execute("DELETE FROM environment_tags WHERE env_id = ? AND name = ?", (env_id, name))
+            if cur.rowcount == 0:
+                raise TagNotFoundError(f"{ref} has no tag {name!r}")
+            self._audit(conn, audit)
+
+    # -- open sessions ------------------------------------------------------------------------
+
+    def create_open_session(self, session: OpenSession) -> None:
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM open_sessions WHERE session_id = ?", (session.session_id,)).fetchone():
+                raise AlreadyExistsError("an open session with that id already exists")
+            conn.execute(
+                "INSERT INTO open_sessions (session_id, project, name, revision, actor, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session.session_id,
+                    session.env.project,
+                    session.env.name,
+                    session.revision,
+                    session.actor,
+                    session.created_at,
+                    session.expires_at,
+                ),
+            )
+
+    def get_open_session(self, session_id: str) -> OpenSession | None:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT session_id, project, name, revision, actor, created_at, expires_at FROM open_sessions"
+                " WHERE session_id = ?",
+                (session_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return OpenSession(str(row[0]), EnvRef(str(row[1]), str(row[2])), int(row[3]), *map(str, row[4:]))
+
+    def delete_expired_sessions(self, now: str) -> int:
+        with self._write() as conn:
+            return int(conn.execute("DELETE FROM open_sessions WHERE expires_at <= ?", (now,)).rowcount)
+
+    # -- webhooks -----------------------------------------------------------------------------
+
+    def create_webhook(self, hook: WebhookRecord, *, audit: Sequence[AuditEvent] = ()) -> None:
+        with self._write() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO webhooks (webhook_id, environment, url, secret, events, created_at, created_by,"
+                    " last_seq, active) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        hook.webhook_id,
+                        hook.environment,
+                        hook.url,
+                        hook.secret,
+                        json.dumps(list(hook.events)),
+                        hook.created_at,
+                        hook.created_by,
+                        hook.last_seq,
+                        hook.active,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExistsError(f"a webhook with id {hook.webhook_id} already exists") from None
+            self._audit(conn, audit)
+
+    def list_webhooks(self) -> list[WebhookRecord]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT webhook_id, environment, url, secret, events, created_at, created_by, last_seq, active"
+                " FROM webhooks ORDER BY created_at, webhook_id"
+            ).fetchall()
+        return [
+            WebhookRecord(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), r[5], r[6], int(r[7]), bool(r[8]))
+            for r in rows
+        ]
+
+    def delete_webhook(self, webhook_id: str, *, audit: Sequence[AuditEvent] = ()) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM webhook_deliveries WHERE webhook_id = ?", (webhook_id,))
+            cur = conn.execute("DELETE FROM webhooks WHERE webhook_id = ?", (webhook_id,))
+            if cur.rowcount == 0:
+                raise NotFoundError(f"no webhook with id {webhook_id}", hint="run `strongroom webhook ls`")
+            self._audit(conn, audit)
+
+    def enqueue_deliveries(
+        self,
+        webhook_id: str,
+        deliveries: Sequence[tuple[int, str, str]],
+        *,
+        expected_last_seq: int,
+        new_last_seq: int,
+        at: str,
+    ) -> bool:
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE webhooks SET last_seq = ? WHERE webhook_id = ? AND last_seq = ?",
+                (new_last_seq, webhook_id, expected_last_seq),
+            )
+            if cur.rowcount == 0:
+                return False
+            conn.executemany(
+                "INSERT INTO webhook_deliveries (webhook_id, audit_seq, event, payload, status, attempts,"
+                " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)"
+                " ON CONFLICT (webhook_id, audit_seq) DO NOTHING",
+                [(webhook_id, seq, event, payload, at, at, at) for seq, event, payload in deliveries],
+            )
+        return True
+
+    def due_deliveries(self, now: str, *, limit: int = 100) -> list[DeliveryRecord]:
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE status = 'pending'"
+                " AND next_attempt_at <= ? ORDER BY next_attempt_at, delivery_id LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        return [_delivery_record(r) for r in rows]
+
+    def claim_delivery(self, delivery_id: int, *, now: str, lease_until: str) -> bool:
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE delivery_id = ? AND status = 'pending'"
+                " AND next_attempt_at <= ?",
+                (lease_until, delivery_id, now),
+            )
+            return cur.rowcount == 1
+
+    def record_delivery_attempt(
+        self,
+        delivery_id: int,
+        *,
+        status: str,
+        attempts: int,
+        next_attempt_at: str,
+        last_status: int | None,
+        last_error: str | None,
+        at: str,
+    ) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?,"
+                " last_error = ?, updated_at = ? WHERE delivery_id = ?",
+                (status, attempts, next_attempt_at, last_status, last_error, at, delivery_id),
+            )
+
+    def list_deliveries(self, *, webhook_id: str | None = None, limit: int = 100) -> list[DeliveryRecord]:
+        sql = f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries"
+        params: list[object] = []
+        if webhook_id is not None:
+            sql += " WHERE webhook_id = ?"
+            params.append(webhook_id)
+        sql += " ORDER BY delivery_id DESC LIMIT ?"
+        params.append(limit)
+        with self._read() as conn:
+            return [_delivery_record(r) for r in conn.execute(sql, params)]
 
     def close(self) -> None:
         self._conn.close()

@@ -18,7 +18,8 @@ the concurrency tests race two handles instead of two threads on one.
 Every backend must provide :meth:`StoreConformance.tamper`: it runs one raw SQL
 statement on the store's database behind the store's back (as someone with access
 to the database could), so the tests can show that the audit log's hash chain
-reveals an edit, and that a failed audit write fails the change it records::
+reveals an edit, that a failed audit write fails the change it records, and that
+nothing stays behind in a table after a delete (rows the store itself would not show)::
 
         def tamper(self, store: Store, sql: str) -> None:
             with sqlite3.connect(self.path) as conn:
@@ -47,7 +48,17 @@ from strongroom.errors import (
     StoreUnavailableError,
     TagNotFoundError,
 )
-from strongroom.model import MAX_DEFINITION_BYTES, AuditEvent, AuditRecord, EnvRef, RevisionRecord, TokenRecord
+from strongroom.model import (
+    MAX_DEFINITION_BYTES,
+    AuditEvent,
+    AuditRecord,
+    EnvRef,
+    EnvTagRecord,
+    OpenSession,
+    RevisionRecord,
+    TokenRecord,
+    WebhookRecord,
+)
 from strongroom.storage.base import Store
 
 _ENV = EnvRef("aphiria.com", "Preview")
@@ -99,6 +110,17 @@ _TOKEN = TokenRecord(
     expires_at=_at(3000),
 )
 
+_HOOK = WebhookRecord(
+    webhook_id="wh_a1",
+    environment=str(_ENV),
+    url="https://hooks.example/strongroom?x=1",
+    secret='{"key_id": "k1", "wrapped": "c2VjcmV0"}',
+    events=("env.write", "env.tag"),
+    created_at=_at(1),
+    created_by="alice",
+    last_seq=0,
+)
+
 _Mutation = Callable[[Store, Sequence[AuditEvent]], object]
 
 #: One call of every method that changes something, each valid on the state :meth:`StoreConformance.prepare` makes.
@@ -140,6 +162,14 @@ _MUTATIONS: dict[str, _Mutation] = {
         dataclasses.replace(_TOKEN, token_id="tok_b2", name="deploy"), audit=audit
     ),
     "revoke_token": lambda s, audit: s.revoke_token(_TOKEN.token_id, at=_at(20), audit=audit),
+    "set_env_tag": lambda s, audit: s.set_env_tag(
+        _ENV, "team", "payments", at=_at(20), actor="bob", expected_value="platform", audit=audit
+    ),
+    "delete_env_tag": lambda s, audit: s.delete_env_tag(_ENV, "team", audit=audit),
+    "create_webhook": lambda s, audit: s.create_webhook(
+        dataclasses.replace(_HOOK, webhook_id="wh_b2", environment=None), audit=audit
+    ),
+    "delete_webhook": lambda s, audit: s.delete_webhook(_HOOK.webhook_id, audit=audit),
 }
 
 #: Calls that fail on the state :meth:`StoreConformance.prepare` makes, with the error each raises.
@@ -197,6 +227,28 @@ _FAILING_MUTATIONS: dict[str, tuple[type[Exception], _Mutation]] = {
         lambda s, audit: s.create_token(dataclasses.replace(_TOKEN, name="impostor"), audit=audit),
     ),
     "revoke_unknown_token": (NotFoundError, lambda s, audit: s.revoke_token("tok_zz", at=_at(20), audit=audit)),
+    "create_existing_env_tag": (
+        AlreadyExistsError,
+        lambda s, audit: s.set_env_tag(_ENV, "team", "x", at=_at(20), actor="eve", create_only=True, audit=audit),
+    ),
+    "set_env_tag_on_stale_value": (
+        ConflictError,
+        lambda s, audit: s.set_env_tag(_ENV, "team", "x", at=_at(20), actor="eve", expected_value="old", audit=audit),
+    ),
+    "set_env_tag_expecting_a_missing_tag": (
+        TagNotFoundError,
+        lambda s, audit: s.set_env_tag(_ENV, "tier", "x", at=_at(20), actor="eve", expected_value="1", audit=audit),
+    ),
+    "set_env_tag_in_unknown_environment": (
+        EnvironmentNotFoundError,
+        lambda s, audit: s.set_env_tag(_OTHER, "team", "x", at=_at(20), actor="eve", audit=audit),
+    ),
+    "delete_unknown_env_tag": (TagNotFoundError, lambda s, audit: s.delete_env_tag(_ENV, "tier", audit=audit)),
+    "create_duplicate_webhook": (
+        AlreadyExistsError,
+        lambda s, audit: s.create_webhook(dataclasses.replace(_HOOK, url="https://evil.example/"), audit=audit),
+    ),
+    "delete_unknown_webhook": (NotFoundError, lambda s, audit: s.delete_webhook("wh_zz", audit=audit)),
 }
 
 #: Ways to make the audit write fail: (statements that break it, statements that repair it).
@@ -785,11 +837,17 @@ class StoreConformance:
     @staticmethod
     def prepare(store: Store) -> None:
         """The state every mutation test starts from, written without audit events: ``_ENV`` with
-        revisions 1 and 2 and the tag ``stable`` on 1, and the token ``tok_a1``."""
+        revisions 1 and 2, the tag ``stable`` on 1 and the environment tag ``team: platform``, the
+        token ``tok_a1``, and the webhook ``wh_a1`` with one queued delivery."""
         StoreConformance.create(store)
         StoreConformance.append(store, _ENV, 1)
         store.set_tag(_ENV, "stable", 1, at=_at(5))
+        store.set_env_tag(_ENV, "team", "platform", at=_at(5), actor="alice")
         store.create_token(_TOKEN)
+        store.create_webhook(_HOOK)
+        assert store.enqueue_deliveries(
+            _HOOK.webhook_id, [(1, "env.write", "{}")], expected_last_seq=0, new_last_seq=1, at=_at(5)
+        )
 
     @staticmethod
     def snapshot(store: Store) -> tuple[object, ...]:
@@ -799,8 +857,20 @@ class StoreConformance:
             envs,
             [store.list_revisions(env.ref) for env in envs],
             [store.list_tags(env.ref) for env in envs],
+            [store.list_env_tags(env.ref) for env in envs],
             store.list_tokens(),
+            store.list_webhooks(),
+            store.list_deliveries(),
         )
+
+    def count_rows(self, store: Store, table: str) -> int:
+        """How many rows ``table`` holds, whether or not the store would show them (through :meth:`tamper`)."""
+        key = f"conformance.rows.{table}"
+        self.tamper(store, f"DELETE FROM store_meta WHERE key = '{key}'")
+        self.tamper(store, f"INSERT INTO store_meta (key, value) SELECT '{key}', CAST(COUNT(*) AS TEXT) FROM {table}")
+        value = store.get_meta(key)
+        assert value is not None
+        return int(value)
 
     def tamper_all(self, store: Store, statements: Sequence[str]) -> None:
         for sql in statements:
@@ -1234,3 +1304,410 @@ class StoreConformance:
         assert _TOKEN.token_id in caught.value.message
         assert store.list_tokens() == [_TOKEN]
         assert [r.event.action for r in self.assert_chain(store, 1)] == ["token.create"]
+
+    # ------------------------------------------------------------------ environment tags
+
+    def test_set_env_tag_creates_then_updates(self, store: Store) -> None:
+        self.create(store)
+        assert store.list_env_tags(_ENV) == []
+        created = store.set_env_tag(_ENV, "team", "platform", at=_at(10), actor="alice", create_only=True)
+        assert created == EnvTagRecord("team", "platform", _at(10), _at(10), "alice")
+        assert store.list_env_tags(_ENV) == [created]
+        updated = store.set_env_tag(_ENV, "team", "payments", at=_at(11), actor="bob")
+        assert updated == EnvTagRecord("team", "payments", _at(10), _at(11), "bob"), "created_at is kept"
+        again = store.set_env_tag(_ENV, "team", "é 漢字 🙂\n", at=_at(12), actor="carol", expected_value="payments")
+        assert again == EnvTagRecord("team", "é 漢字 🙂\n", _at(10), _at(12), "carol")
+        store.set_env_tag(_ENV, "empty", "", at=_at(13), actor="a" * 200)
+        assert store.list_env_tags(_ENV) == [EnvTagRecord("empty", "", _at(13), _at(13), "a" * 200), again]
+        # Environment tags are not revision tags: the names live apart.
+        assert store.list_tags(_ENV) == []
+        with pytest.raises(TagNotFoundError):
+            store.resolve_tag(_ENV, "team")
+
+    def test_env_tags_list_in_byte_order_and_belong_to_their_environment(self, store: Store) -> None:
+        self.create(store)
+        self.create(store, _OTHER)
+        names = ["zeta", "Zeta", "beta", "beta.2", "beta-2", "beta_2", "B", "a", "t" * 100, "10", "9"]
+        for i, name in enumerate(names):
+            store.set_env_tag(_ENV, name, f"v{i}", at=_at(i), actor="alice")
+        store.set_env_tag(_OTHER, "team", "other", at=_at(20), actor="bob")
+        listed = store.list_env_tags(_ENV)
+        assert [t.name for t in listed] == sorted(names), "byte-wise: upper case first, '-' < '.' < '_'"
+        assert {t.name: t.value for t in listed} == {name: f"v{i}" for i, name in enumerate(names)}
+        assert store.list_env_tags(_OTHER) == [EnvTagRecord("team", "other", _at(20), _at(20), "bob")]
+        store.delete_env_tag(_OTHER, "team")
+        assert len(store.list_env_tags(_ENV)) == len(names)
+
+    def test_set_env_tag_preconditions(self, store: Store) -> None:
+        self.create(store)
+        first = store.set_env_tag(_ENV, "team", "platform", at=_at(10), actor="alice")
+        with pytest.raises(AlreadyExistsError) as exists:
+            store.set_env_tag(_ENV, "team", "x", at=_at(11), actor="eve", create_only=True)
+        assert "team" in exists.value.message
+        assert str(_ENV) in exists.value.message
+        with pytest.raises(ConflictError) as stale:
+            store.set_env_tag(_ENV, "team", "x", at=_at(12), actor="eve", expected_value="Platform")
+        assert not isinstance(stale.value, AlreadyExistsError)
+        assert "team" in stale.value.message
+        assert stale.value.hint
+        with pytest.raises(TagNotFoundError) as missing:
+            store.set_env_tag(_ENV, "tier", "x", at=_at(13), actor="eve", expected_value="1")
+        assert "tier" in missing.value.message
+        with pytest.raises(AlreadyExistsError):  # create_only wins over a matching expected_value
+            store.set_env_tag(_ENV, "team", "x", at=_at(14), actor="eve", create_only=True, expected_value="platform")
+        assert store.list_env_tags(_ENV) == [first], "a refused write changes nothing"
+        matched = store.set_env_tag(_ENV, "team", "payments", at=_at(15), actor="bob", expected_value="platform")
+        assert store.list_env_tags(_ENV) == [matched]
+        assert matched.value == "payments"
+
+    def test_delete_env_tag(self, store: Store) -> None:
+        self.create(store)
+        store.set_env_tag(_ENV, "team", "platform", at=_at(10), actor="alice")
+        kept = store.set_env_tag(_ENV, "tier", "1", at=_at(11), actor="alice")
+        store.delete_env_tag(_ENV, "team")
+        assert store.list_env_tags(_ENV) == [kept]
+        for name in ("team", "Tier", "nope"):
+            with pytest.raises(TagNotFoundError) as caught:
+                store.delete_env_tag(_ENV, name)
+            assert name in caught.value.message
+        assert store.list_env_tags(_ENV) == [kept]
+        again = store.set_env_tag(_ENV, "team", "new", at=_at(12), actor="bob", create_only=True)
+        assert again == EnvTagRecord("team", "new", _at(12), _at(12), "bob"), "a deleted tag comes back new"
+
+    def test_env_tags_of_unknown_environment(self, store: Store) -> None:
+        self.create(store)
+        store.set_env_tag(_ENV, "team", "platform", at=_at(10), actor="alice")
+        with pytest.raises(EnvironmentNotFoundError) as caught:
+            store.list_env_tags(_OTHER)
+        assert str(_OTHER) in caught.value.message
+        with pytest.raises(EnvironmentNotFoundError):
+            store.set_env_tag(_OTHER, "team", "x", at=_at(11), actor="eve")
+        with pytest.raises(EnvironmentNotFoundError):
+            store.set_env_tag(_OTHER, "team", "x", at=_at(11), actor="eve", create_only=True)
+        with pytest.raises(EnvironmentNotFoundError):
+            store.set_env_tag(_OTHER, "team", "x", at=_at(11), actor="eve", expected_value="platform")
+        with pytest.raises(EnvironmentNotFoundError):
+            store.delete_env_tag(_OTHER, "team")
+        assert [e.ref for e in store.list_environments()] == [_ENV]
+
+    def test_env_tags_vanish_with_their_environment(self, store: Store) -> None:
+        self.create(store)
+        self.create(store, _OTHER)
+        store.set_env_tag(_ENV, "team", "platform", at=_at(10), actor="alice")
+        store.set_env_tag(_ENV, "tier", "1", at=_at(10), actor="alice")
+        kept = store.set_env_tag(_OTHER, "team", "other", at=_at(10), actor="alice")
+        store.delete_environment(_ENV)
+        with pytest.raises(EnvironmentNotFoundError):
+            store.list_env_tags(_ENV)
+        self.create(store)
+        assert store.list_env_tags(_ENV) == [], "the old tags came back with the new environment"
+        assert store.list_env_tags(_OTHER) == [kept]
+        store.set_env_tag(_ENV, "team", "new", at=_at(11), actor="bob", create_only=True)
+        assert self.count_rows(store, "environment_tags") == 2, "the deleted environment's tags are still stored"
+
+    def test_concurrent_env_tag_updates_lose_no_update(self, store: Store) -> None:
+        """``expected_value`` is a compare-and-set: two writers counting up in one tag lose no step."""
+        per_writer = 25
+        self.create(store)
+        store.set_env_tag(_ENV, "counter", "0", at=_at(1), actor="alice")
+
+        def writer(handle: Store, who: str) -> None:
+            for _step in range(per_writer):
+                for _attempt in range(10_000):
+                    [tag] = [t for t in handle.list_env_tags(_ENV) if t.name == "counter"]
+                    try:
+                        handle.set_env_tag(
+                            _ENV, "counter", str(int(tag.value) + 1), at=_at(2), actor=who, expected_value=tag.value
+                        )
+                    except ConflictError:
+                        continue
+                    break
+                else:
+                    raise AssertionError(f"{who} never got a step in")
+
+        self.race(store, writer)
+        assert [t.value for t in store.list_env_tags(_ENV)] == [str(2 * per_writer)]
+
+    # ------------------------------------------------------------------ open sessions
+
+    def test_open_session_round_trip(self, store: Store) -> None:
+        session = OpenSession("a" * 32, _ENV, 3, "alice", _at(1), _at(600))
+        other = OpenSession("b" * 32, EnvRef("p" * 100, "n" * 100), 2_000_000_000, "ünï " + "b" * 190, _at(2), _at(9))
+        assert store.get_open_session(session.session_id) is None
+        store.create_open_session(session)
+        store.create_open_session(other)
+        assert store.get_open_session(session.session_id) == session
+        assert store.get_open_session(other.session_id) == other
+        assert store.get_open_session("A" * 32) is None
+        assert store.get_open_session("") is None
+
+    def test_delete_expired_sessions(self, store: Store) -> None:
+        expiries = {"s1": _at(100), "s2": _at(200), "s3": _at(200), "s4": _at(300)}
+        for sid, expires in expiries.items():
+            store.create_open_session(OpenSession(sid, _ENV, 1, "alice", _at(1), expires))
+        assert store.delete_expired_sessions(_at(99)) == 0
+        assert store.delete_expired_sessions(_at(100)) == 1, "a session expires at its expires_at"
+        assert store.get_open_session("s1") is None
+        assert store.delete_expired_sessions(_at(250)) == 2
+        assert store.delete_expired_sessions(_at(250)) == 0
+        assert [store.get_open_session(sid) is not None for sid in expiries] == [False, False, False, True]
+        assert store.delete_expired_sessions(_at(3000)) == 1
+        assert store.get_open_session("s4") is None
+
+    def test_duplicate_open_session_is_refused(self, store: Store) -> None:
+        session = OpenSession("a" * 32, _ENV, 1, "alice", _at(1), _at(600))
+        store.create_open_session(session)
+        with pytest.raises(AlreadyExistsError) as caught:
+            store.create_open_session(dataclasses.replace(session, actor="eve", revision=2))
+        assert session.session_id not in caught.value.message, "a session id is as good as a password"
+        assert store.get_open_session(session.session_id) == session
+
+    # ------------------------------------------------------------------ webhooks
+
+    def test_create_list_and_delete_webhooks(self, store: Store) -> None:
+        assert store.list_webhooks() == []
+        hooks = [
+            dataclasses.replace(_HOOK, webhook_id="wh_b", created_at=_at(2)),
+            dataclasses.replace(_HOOK, webhook_id="wh_a", created_at=_at(3), last_seq=2**40),
+            dataclasses.replace(_HOOK, webhook_id="wh_Z", created_at=_at(2), environment=None, active=False),
+            dataclasses.replace(_HOOK, webhook_id="wh_c", created_at=_at(1), events=()),
+        ]
+        for hook in hooks:
+            store.create_webhook(hook)
+        # oldest first, then by id (byte-wise: upper case before lower case); every field round-trips
+        assert store.list_webhooks() == [hooks[3], hooks[2], hooks[0], hooks[1]]
+        store.delete_webhook("wh_b")
+        assert store.list_webhooks() == [hooks[3], hooks[2], hooks[1]]
+        with pytest.raises(NotFoundError) as caught:
+            store.delete_webhook("wh_b")
+        assert type(caught.value) is NotFoundError
+        assert "wh_b" in caught.value.message
+        assert caught.value.hint
+        with pytest.raises(AlreadyExistsError) as exists:
+            store.create_webhook(dataclasses.replace(hooks[1], url="https://evil.example/"))
+        assert "wh_a" in exists.value.message
+        assert store.list_webhooks() == [hooks[3], hooks[2], hooks[1]]
+
+    def test_delete_webhook_removes_its_deliveries(self, store: Store) -> None:
+        other = dataclasses.replace(_HOOK, webhook_id="wh_b2")
+        store.create_webhook(_HOOK)
+        store.create_webhook(other)
+        batch = [(1, "env.write", "{}"), (2, "env.tag", "{}")]
+        assert store.enqueue_deliveries(_HOOK.webhook_id, batch, expected_last_seq=0, new_last_seq=2, at=_at(5))
+        assert store.enqueue_deliveries(other.webhook_id, batch, expected_last_seq=0, new_last_seq=2, at=_at(5))
+        store.delete_webhook(_HOOK.webhook_id)
+        assert {d.webhook_id for d in store.list_deliveries()} == {other.webhook_id}
+        assert {d.webhook_id for d in store.due_deliveries(_at(100))} == {other.webhook_id}
+        assert store.list_deliveries(webhook_id=_HOOK.webhook_id) == []
+        assert self.count_rows(store, "webhook_deliveries") == 2
+        # The id can be used again, and starts with no deliveries.
+        store.create_webhook(_HOOK)
+        assert store.list_deliveries(webhook_id=_HOOK.webhook_id) == []
+
+    # ------------------------------------------------------------------ webhook deliveries
+
+    @staticmethod
+    def queue(store: Store, at: str, seqs: Sequence[int], *, webhook_id: str = _HOOK.webhook_id) -> None:
+        """Enqueue deliveries of audit records ``seqs`` (cursor moving from whatever it is to the last one)."""
+        [hook] = [h for h in store.list_webhooks() if h.webhook_id == webhook_id]
+        batch = [(seq, "env.write", f'{{"seq": {seq}}}') for seq in seqs]
+        assert store.enqueue_deliveries(
+            webhook_id, batch, expected_last_seq=hook.last_seq, new_last_seq=max(seqs, default=hook.last_seq), at=at
+        )
+
+    def test_enqueue_moves_the_cursor_and_queues(self, store: Store) -> None:
+        store.create_webhook(dataclasses.replace(_HOOK, last_seq=5))
+        batch = [(6, "env.write", '{"seq": 6, "é": "🙂"}'), (8, "env.tag", "{}")]
+        assert store.enqueue_deliveries(_HOOK.webhook_id, batch, expected_last_seq=5, new_last_seq=9, at=_at(10))
+        assert [h.last_seq for h in store.list_webhooks()] == [9]
+        deliveries = store.list_deliveries()
+        assert [(d.audit_seq, d.event, d.payload) for d in deliveries] == [(8, "env.tag", "{}"), batch[0]]
+        assert deliveries[0].delivery_id > deliveries[1].delivery_id
+        for d in deliveries:
+            assert (d.webhook_id, d.status, d.attempts, d.last_status, d.last_error) == (
+                _HOOK.webhook_id,
+                "pending",
+                0,
+                None,
+                None,
+            )
+            assert (d.next_attempt_at, d.created_at, d.updated_at) == (_at(10), _at(10), _at(10))
+        # Nothing to deliver still moves the cursor past what was looked at.
+        assert store.enqueue_deliveries(_HOOK.webhook_id, [], expected_last_seq=9, new_last_seq=12, at=_at(11))
+        assert [h.last_seq for h in store.list_webhooks()] == [12]
+        assert store.list_deliveries() == deliveries
+
+    def test_enqueue_on_a_moved_cursor_writes_nothing(self, store: Store) -> None:
+        store.create_webhook(_HOOK)
+        self.queue(store, _at(10), [1, 2])
+        before = store.list_deliveries()
+        for stale in (0, 1, 3):
+            assert not store.enqueue_deliveries(
+                _HOOK.webhook_id, [(3, "env.write", "{}")], expected_last_seq=stale, new_last_seq=3, at=_at(11)
+            )
+        assert not store.enqueue_deliveries(
+            "wh_zz", [(3, "env.write", "{}")], expected_last_seq=0, new_last_seq=3, at=_at(11)
+        )
+        assert [h.last_seq for h in store.list_webhooks()] == [2]
+        assert store.list_deliveries() == before
+        assert self.count_rows(store, "webhook_deliveries") == 2
+
+    def test_enqueue_ignores_duplicates(self, store: Store) -> None:
+        other = dataclasses.replace(_HOOK, webhook_id="wh_b2")
+        store.create_webhook(_HOOK)
+        store.create_webhook(other)
+        first = [(1, "env.write", "first"), (2, "env.write", "first")]
+        assert store.enqueue_deliveries(_HOOK.webhook_id, first, expected_last_seq=0, new_last_seq=2, at=_at(10))
+        again = [(2, "env.tag", "again"), (3, "env.tag", "again"), (3, "env.tag", "twice")]
+        assert store.enqueue_deliveries(_HOOK.webhook_id, again, expected_last_seq=2, new_last_seq=3, at=_at(11))
+        got = [(d.audit_seq, d.event, d.payload, d.created_at) for d in store.list_deliveries()]
+        assert got == [
+            (3, "env.tag", "again", _at(11)),
+            (2, "env.write", "first", _at(10)),
+            (1, "env.write", "first", _at(10)),
+        ]
+        # The same audit record for another webhook is another delivery.
+        assert store.enqueue_deliveries(other.webhook_id, first, expected_last_seq=0, new_last_seq=2, at=_at(12))
+        assert [d.audit_seq for d in store.list_deliveries(webhook_id=other.webhook_id)] == [2, 1]
+        assert [h.last_seq for h in store.list_webhooks()] == [3, 2]
+
+    def test_due_deliveries_are_oldest_first_and_up_to_now(self, store: Store) -> None:
+        other = dataclasses.replace(_HOOK, webhook_id="wh_b2")
+        store.create_webhook(_HOOK)
+        store.create_webhook(other)
+        self.queue(store, _at(30), [1, 2])
+        self.queue(store, _at(10), [3], webhook_id=other.webhook_id)
+        self.queue(store, _at(20), [4, 5])
+        self.queue(store, _at(10), [6], webhook_id=other.webhook_id)
+        assert store.due_deliveries(_at(9)) == []
+        due = store.due_deliveries(_at(30))
+        # by next_attempt_at, then in the order they were queued
+        assert [(d.webhook_id[-1], d.audit_seq) for d in due] == [
+            ("2", 3),
+            ("2", 6),
+            ("1", 4),
+            ("1", 5),
+            ("1", 1),
+            ("1", 2),
+        ]
+        assert [d.audit_seq for d in store.due_deliveries(_at(20))] == [3, 6, 4, 5], "due at now is due"
+        assert [d.audit_seq for d in store.due_deliveries(_at(30), limit=3)] == [3, 6, 4]
+        assert store.due_deliveries(_at(30), limit=0) == []
+        by_seq = {d.audit_seq: d.delivery_id for d in due}
+        for seq, status, next_at in ((3, "delivered", _at(31)), (6, "failed", _at(31)), (4, "pending", _at(40))):
+            store.record_delivery_attempt(
+                by_seq[seq],
+                status=status,
+                attempts=1,
+                next_attempt_at=next_at,
+                last_status=None,
+                last_error=None,
+                at=_at(31),
+            )
+        assert [d.audit_seq for d in store.due_deliveries(_at(39))] == [5, 1, 2], "only pending ones are due"
+        assert [d.audit_seq for d in store.due_deliveries(_at(40))] == [5, 1, 2, 4]
+
+    def test_claim_delivery_is_a_lease(self, store: Store) -> None:
+        store.create_webhook(_HOOK)
+        self.queue(store, _at(10), [1, 2])
+        self.queue(store, _at(50), [3])
+        first, second, later = sorted(d.delivery_id for d in store.list_deliveries())
+        assert store.claim_delivery(first, now=_at(20), lease_until=_at(80))
+        [claimed] = store.list_deliveries(limit=3)[2:]
+        assert (claimed.delivery_id, claimed.next_attempt_at, claimed.status) == (first, _at(80), "pending")
+        assert (claimed.attempts, claimed.updated_at) == (0, _at(10))
+        assert [d.delivery_id for d in store.due_deliveries(_at(20))] == [second], "a leased delivery is not due"
+        assert not store.claim_delivery(first, now=_at(20), lease_until=_at(90)), "taken already"
+        assert not store.claim_delivery(first, now=_at(79), lease_until=_at(90)), "the lease has not run out"
+        assert not store.claim_delivery(later, now=_at(20), lease_until=_at(80)), "not due yet"
+        assert not store.claim_delivery(10_000, now=_at(20), lease_until=_at(80)), "no such delivery"
+        assert store.claim_delivery(later, now=_at(50), lease_until=_at(80)), "due at now is due"
+        # A lease that ran out (the claimant died) can be taken again.
+        assert store.claim_delivery(first, now=_at(80), lease_until=_at(140))
+        store.record_delivery_attempt(
+            second,
+            status="delivered",
+            attempts=1,
+            next_attempt_at=_at(21),
+            last_status=204,
+            last_error=None,
+            at=_at(21),
+        )
+        assert not store.claim_delivery(second, now=_at(100), lease_until=_at(160)), "delivered is not pending"
+        assert [d.next_attempt_at for d in sorted(store.list_deliveries(), key=lambda d: d.delivery_id)] == [
+            _at(140),
+            _at(21),
+            _at(80),
+        ]
+
+    def test_concurrent_claims_have_one_winner(self, store: Store) -> None:
+        rounds = 20
+        store.create_webhook(_HOOK)
+        self.queue(store, _at(10), range(1, rounds + 1))
+        ids = sorted(d.delivery_id for d in store.list_deliveries(limit=rounds))
+        wins: dict[str, list[int]] = {"w1": [], "w2": []}
+        barrier = threading.Barrier(2)
+
+        def claimant(handle: Store, who: str) -> None:
+            for delivery_id in ids:
+                barrier.wait(timeout=30)  # both go for the same delivery at once
+                if handle.claim_delivery(delivery_id, now=_at(20), lease_until=_at(80)):
+                    wins[who].append(delivery_id)
+
+        self.race(store, claimant)
+        assert sorted(wins["w1"] + wins["w2"]) == ids, wins
+        assert store.due_deliveries(_at(79)) == []
+
+    def test_record_delivery_attempt_and_list_deliveries(self, store: Store) -> None:
+        other = dataclasses.replace(_HOOK, webhook_id="wh_b2")
+        store.create_webhook(_HOOK)
+        store.create_webhook(other)
+        assert store.list_deliveries() == []
+        self.queue(store, _at(10), [1, 2])
+        self.queue(store, _at(11), [3], webhook_id=other.webhook_id)
+        self.queue(store, _at(12), [4])
+        one, two, three, four = sorted(store.list_deliveries(), key=lambda d: d.delivery_id)
+        store.record_delivery_attempt(
+            one.delivery_id,
+            status="pending",
+            attempts=1,
+            next_attempt_at=_at(70),
+            last_status=503,
+            last_error="HTTP 503",
+            at=_at(20),
+        )
+        store.record_delivery_attempt(
+            three.delivery_id,
+            status="failed",
+            attempts=5,
+            next_attempt_at=_at(21),
+            last_status=None,
+            last_error="ConnectError",
+            at=_at(21),
+        )
+        store.record_delivery_attempt(
+            one.delivery_id,
+            status="delivered",
+            attempts=2,
+            next_attempt_at=_at(72),
+            last_status=200,
+            last_error=None,
+            at=_at(72),
+        )
+        store.record_delivery_attempt(  # an unknown id changes nothing
+            10_000, status="delivered", attempts=1, next_attempt_at=_at(1), last_status=200, last_error=None, at=_at(1)
+        )
+        one_after = dataclasses.replace(
+            one, status="delivered", attempts=2, next_attempt_at=_at(72), last_status=200, updated_at=_at(72)
+        )
+        three_after = dataclasses.replace(
+            three, status="failed", attempts=5, next_attempt_at=_at(21), last_error="ConnectError", updated_at=_at(21)
+        )
+        assert store.list_deliveries() == [four, three_after, two, one_after], "newest first"
+        assert store.list_deliveries(webhook_id=_HOOK.webhook_id) == [four, two, one_after]
+        assert store.list_deliveries(webhook_id=other.webhook_id) == [three_after]
+        assert store.list_deliveries(webhook_id="wh_zz") == []
+        assert store.list_deliveries(limit=2) == [four, three_after]
+        assert store.list_deliveries(webhook_id=_HOOK.webhook_id, limit=1) == [four]
+        assert store.list_deliveries(limit=0) == []
+        assert [d.delivery_id for d in store.due_deliveries(_at(100))] == [two.delivery_id, four.delivery_id]
