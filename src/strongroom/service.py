@@ -697,7 +697,7 @@ class Service:
         except (ValueError, KeyError, TypeError):
             return compile_definition(rev.definition, str(rev.ref))
 
-    def _evaluate(self, env: EnvRef, compiled: Compiled, *, reveal: bool) -> Evaluation:
+    def _evaluate(self, env: EnvRef, compiled: Compiled, *, reveal: bool, open_providers: bool = True) -> Evaluation:
         """Evaluate ``compiled`` as ``env``: imports resolved through the store (each once), secrets
         decrypted only when ``reveal``. Opening needs the open right on every import."""
         from strongroom.language import LoadError, evaluate
@@ -751,7 +751,7 @@ class Service:
             compiled,
             load=load,
             decrypt=decrypt if reveal else None,
-            providers=self._providers,
+            providers=self._providers if open_providers else _CheckOnlyProviders(self._providers),
             context=context,
         )
         if failures:  # a secret that will not decrypt is an error of the store, not of the definition
@@ -974,7 +974,7 @@ class Service:
         """Raise ``DefinitionError`` if compiling or (masked) evaluating finds errors; return the warnings."""
         diags = list(compiled.diagnostics)
         if not compiled.has_errors:
-            diags.extend(self._evaluate(env, compiled, reveal=False).diagnostics)
+            diags.extend(self._evaluate(env, compiled, reveal=False, open_providers=False).diagnostics)
         errors = [d for d in diags if d.is_error]
         converted = tuple(d.to_diagnostic() for d in diags)
         if errors:
@@ -1299,3 +1299,27 @@ def _secret_texts(value: EvalValue) -> list[str]:
         elif secret and not node.unknown and node.value is not None:
             found.append(_text(node.value))
     return found
+
+
+class _CheckOnlyProvider:
+    """A provider's schema without its effect: checking a definition before saving opens nothing."""
+
+    def __init__(self, provider: Any) -> None:
+        self.schema = getattr(provider, "schema", None)
+
+    def open(self, inputs: Mapping[str, Any], context: Mapping[str, Any]) -> Any:
+        return Secret(None)  # unknown until the environment is really opened
+
+
+class _CheckOnlyProviders(Mapping[str, Any]):
+    def __init__(self, providers: Mapping[str, Any]) -> None:
+        self._providers = providers
+
+    def __getitem__(self, name: str) -> Any:
+        return _CheckOnlyProvider(self._providers[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._providers)
+
+    def __len__(self) -> int:
+        return len(self._providers)

@@ -66,9 +66,15 @@ class AppContext:
 
                 self._service = RemoteService(self.remote_url, self.environ.get("STRONGROOM_TOKEN"))  # type: ignore[assignment]
             else:
+                from strongroom.providers import ProviderRegistry
                 from strongroom.service import Service
 
-                self._service = Service(self.open_store(), load_keyring=self._load_keyring, actor=self.actor)
+                self._service = Service(
+                    self.open_store(),
+                    load_keyring=self._load_keyring,
+                    actor=self.actor,
+                    providers=ProviderRegistry(self.environ),
+                )
         assert self._service is not None
         return self._service
 
