@@ -858,3 +858,19 @@ def test_console_script_exit_codes(process_env):
     assert no_confirm.returncode in (1, 2) and no_confirm.stderr.startswith("error: ")
     for result in (user_error, usage, no_confirm):
         assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("env", "get", "proj/env@³"),
+        ("env", "set", "proj/env", "x", '"\\ud800"'),
+        ("audit", "ls", "--since", "999999999999d"),
+        ("token", "create", "--name", "x", "--role", "reader", "--expires", "9999999999999d"),
+    ],
+)
+def test_odd_input_is_a_clean_error_not_a_crash(run, args):
+    ok(run("env", "init", "proj/env"))
+    result = run(*args)
+    assert result.exit_code == 1, result.stderr
+    assert result.stderr.startswith("error:") and "Traceback" not in result.stderr

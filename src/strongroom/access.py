@@ -49,7 +49,7 @@ PERMISSIONS = {
     "admin": "admin",
 }
 _TOKEN = re.compile(r"sr_([a-z2-7]{16})_([A-Za-z0-9_-]{43})")
-_DURATION = re.compile(r"(\d+)\s*([smhdw])")
+_DURATION = re.compile(r"([0-9]{1,12})\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -79,7 +79,10 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.fullmatch(text.strip())
     if not match or int(match.group(1)) == 0:
         raise InvalidInputError(f"cannot read the duration {text!r}", hint="use for example 90d, 12h or 2w")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        raise InvalidInputError(f"the duration {text!r} is too long", hint="use at most a few years") from None
 
 
 @dataclass(frozen=True, slots=True)

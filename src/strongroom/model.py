@@ -108,7 +108,7 @@ class RevisionRef:
         env = EnvRef.parse(env_text)
         if sel == "" or sel == LATEST:
             return cls(env, None)
-        if sel.isdigit():
+        if sel.isascii() and sel.isdigit():
             number = int(sel)
             if number < 1:
                 raise InvalidNameError(f"invalid revision {sel!r}: revisions are numbered from 1")

@@ -388,12 +388,14 @@ class Service:
         action: str | None = None,
         since: str | None = None,
         limit: int | None = None,
+        after_seq: int = 0,
         page_size: int = 10_000,
     ) -> Iterator[AuditRecord]:
-        """Audit records, oldest first, matching every filter given. Reading the log is itself recorded."""
+        """Audit records, oldest first, after ``after_seq`` and matching every filter given.
+        Reading the log is itself recorded."""
         self._require("admin")
         self.record(self._event("audit.read", details=[("view", "log")]))
-        after, left = 0, limit
+        after, left = after_seq, limit
         while left is None or left > 0:
             size = page_size if left is None else min(page_size, left)
             page = self._store.list_audit(
@@ -972,6 +974,13 @@ class Service:
 
     def _check_compiled(self, env: EnvRef, compiled: Compiled) -> tuple[Diagnostic, ...]:
         """Raise ``DefinitionError`` if compiling or (masked) evaluating finds errors; return the warnings."""
+        try:
+            compiled.to_json().encode("utf-8")
+        except UnicodeEncodeError:
+            raise DefinitionError(
+                f"the definition of {env} contains an unpaired surrogate escape (\\ud800-\\udfff)",
+                hint="escape characters outside the basic plane as pairs, or write them as they are",
+            ) from None
         diags = list(compiled.diagnostics)
         if not compiled.has_errors:
             diags.extend(self._evaluate(env, compiled, reveal=False, open_providers=False).diagnostics)

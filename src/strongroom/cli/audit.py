@@ -18,7 +18,7 @@ from strongroom.model import AuditRecord
 if TYPE_CHECKING:
     from strongroom.service import Service
 
-_RELATIVE = re.compile(r"(\d+)\s*([smhdw])")
+_RELATIVE = re.compile(r"([0-9]{1,12})\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -29,7 +29,12 @@ def parse_since(text: str, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     match = _RELATIVE.fullmatch(text.strip())
     if match:
-        return format_time(now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))}))
+        try:
+            return format_time(now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))}))
+        except (OverflowError, ValueError):
+            raise InvalidInputError(
+                f"the time {text!r} is too far back", hint="use for example 7d or 2026-11-01"
+            ) from None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -95,11 +95,11 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if not _ORG_NAME.fullmatch(self.organization):
             raise InvalidInputError(
-                f"invalid organisation name {self.organization!r}",
+                f"invalid organisation name {self.organization!r} (STRONGROOM_ORGANIZATION)",
                 hint="use 3-40 letters, digits, '.', '_' or '-' (ESC clients require 3-40 characters)",
             )
         if self.max_body_bytes < 1024:
-            raise InvalidInputError("the request body limit must be at least 1024 bytes")
+            raise InvalidInputError("the request body limit (STRONGROOM_MAX_BODY_BYTES) must be at least 1024 bytes")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> ServerConfig:

@@ -118,8 +118,19 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(400, _validation_message(exc))
 
 
+async def _not_unicode(_request: Request, _exc: Exception) -> JSONResponse:
+    # A YAML escape such as "\ud800" makes a lone surrogate, which no store or response can encode.
+    # Raised before anything is written (encryption and the store's insert both encode first).
+    return error_response(
+        400,
+        "the request holds text that is not valid Unicode (a lone surrogate, e.g. from a YAML escape like "
+        "\\ud800); nothing was saved",
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer Strongroom errors, HTTP errors (404, 405, 413, 415) and validation errors as ``{code, message}``."""
     app.add_exception_handler(StrongroomError, _strongroom_error)
+    app.add_exception_handler(UnicodeEncodeError, _not_unicode)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

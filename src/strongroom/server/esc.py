@@ -6,7 +6,8 @@ give it a Strongroom token. Environments, definitions, checks, clones and revisi
 are here; open sessions are in :mod:`strongroom.server.esc_open`, revision and
 environment tags in :mod:`strongroom.server.esc_tags`. Every route calls a
 :class:`~strongroom.service.Service` method, which checks the caller's role and scope
-and audits what it shows.
+and audits what it shows. Parameters keep ESC's names (``orgName``, ``continuationToken``)
+so that the OpenAPI document matches ESC's. See ``docs/server.md``.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ __all__ = ["router"]
 
 import base64
 import binascii
+import random
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse, Response
 
 from strongroom.access import Principal
-from strongroom.errors import InvalidInputError, InvalidNameError
-from strongroom.model import EnvRef
+from strongroom.errors import ConflictError, InvalidInputError, InvalidNameError, NotFoundError
+from strongroom.model import EnvRef, RevisionRef
 from strongroom.server.config import ServerConfig
 from strongroom.server.deps import app_config, principal, service
 from strongroom.server.errors import error_body
@@ -47,7 +50,7 @@ from strongroom.server.esc_open import router as open_router
 from strongroom.server.esc_tags import router as tags_router
 from strongroom.server.esc_values import diagnostics_json, properties_json
 from strongroom.server.routing import YAML_BODY, ContentTypeRoute, yaml_body
-from strongroom.service import DEFAULT_PROJECT, Service
+from strongroom.service import DEFAULT_PROJECT, WRITE_RETRIES, Service
 
 ServiceDep = Annotated[Service, Depends(service)]
 ConfigDep = Annotated[ServerConfig, Depends(app_config)]
@@ -92,7 +95,10 @@ def list_environments(
     page = found[:PAGE_SIZE]
     environments = []
     for rec in page:
-        newest = svc.resolve(revision_ref(rec.ref.project, rec.ref.name))
+        try:
+            newest = svc.resolve(RevisionRef(rec.ref))
+        except NotFoundError:  # deleted since it was listed
+            continue
         environments.append(
             {
                 "organization": config.organization,
@@ -173,7 +179,16 @@ def update_environment(
     """Replace the definition (a new revision); plaintext ``fn::secret`` values are encrypted."""
     check_org(config, orgName)
     env = env_ref(projectName, envName)
-    rev = svc.replace_definition(env, text, expected_latest=expected_revision(if_match))
+    expected = expected_revision(if_match)
+    for attempt in range(WRITE_RETRIES):
+        try:
+            rev = svc.replace_definition(env, text, expected_latest=expected)
+            break
+        except ConflictError:
+            # Without If-Match the last writer wins: lost a race between reading and writing, so go again.
+            if expected is not None or attempt == WRITE_RETRIES - 1:
+                raise
+            time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))  # noqa: S311 (jitter, not a secret)
     return JSONResponse({"diagnostics": diagnostics_json(rev.warnings)}, headers={"ETag": etag(rev.number)})
 
 

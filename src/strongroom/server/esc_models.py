@@ -97,7 +97,7 @@ class EnvironmentDiagnostics(_Open):
 class Error(_Open):
     """ESC's error: ``code`` is the HTTP status; a definition error adds ``diagnostics``."""
 
-    code: str
+    code: int
     message: str
     diagnostics: list[EnvironmentDiagnostic] | None = None
 

@@ -83,9 +83,8 @@ def _open(svc: Service, state: ServerState, client: str, ref: RevisionRef, durat
     diags = [d.to_diagnostic() for d in evaluation.diagnostics]
     errors = [d for d in diags if d.severity == "error"]
     if errors:
-        body = {"code": 400, "message": f"{session.env} cannot be opened: {errors[0]}", "diagnostics": []}
-        body["diagnostics"] = diagnostics_json(diags)
-        return JSONResponse(body, status_code=400)
+        message = f"{session.env} cannot be opened: {errors[0]}"
+        return JSONResponse({"code": 400, "message": message, "diagnostics": diagnostics_json(diags)}, status_code=400)
     return JSONResponse({"id": session.session_id, "diagnostics": {"diagnostics": diagnostics_json(diags)}})
 
 

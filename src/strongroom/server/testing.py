@@ -40,8 +40,9 @@ if TYPE_CHECKING:
     from strongroom.storage.base import Store
 
 
-def new_store(home: Path, master_key_b64: str) -> tuple[Store, Callable[[Store], Keyring]]:
-    """A new SQLite store in ``home`` bound to a base64 master key, and a loader of that key."""
+def new_store(home: Path, master_key_b64: str, *, url: str | None = None) -> tuple[Store, Callable[[Store], Keyring]]:
+    """A new store (SQLite in ``home``, or the database at ``url``) bound to a base64 master key,
+    and a loader of that key."""
     from strongroom.crypto.providers import EnvironmentKeyProvider
     from strongroom.service import Service
     from strongroom.storage.base import open_store
@@ -49,7 +50,7 @@ def new_store(home: Path, master_key_b64: str) -> tuple[Store, Callable[[Store],
     def load(_store: Store) -> Keyring:
         return EnvironmentKeyProvider(master_key_b64).load()
 
-    store = open_store(None, home, create=True)
+    store = open_store(url, home, create=True)
     Service(store, load_keyring=load, actor="setup").initialise_keys()
     return store, load
 
@@ -212,13 +213,15 @@ def running_server(
     master_key: str | None = None,
     access_log: bool = False,
     config: ServerConfig | None = None,
+    store_url: str | None = None,
     **settings: object,
 ) -> Iterator[Harness]:
-    """A new store in ``home`` and a server over it; ``settings`` override :class:`ServerConfig` fields."""
+    """A new store in ``home`` (or at ``store_url``) and a server over it; ``settings`` override
+    :class:`ServerConfig` fields."""
     from strongroom.server.app import create_app
 
     key = master_key or base64.b64encode(os.urandom(32)).decode("ascii")
-    store, load = new_store(home, key)
+    store, load = new_store(home, key, url=store_url)
     base = config if config is not None else ServerConfig(home=home)
     cfg = replace(base, **settings)  # type: ignore[arg-type]
     server = StrongroomServer(create_app(cfg, store=store, load_keyring=load), access_log=access_log)
