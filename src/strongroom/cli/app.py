@@ -44,6 +44,7 @@ _LAZY = {
     "token": ("strongroom.cli.tokens", "token"),
     "webhook": ("strongroom.cli.webhooks", "webhook"),
     "serve": ("strongroom.cli.serve", "serve"),
+    "sync": ("strongroom.cli.sync", "sync"),
 }
 
 
@@ -60,7 +61,7 @@ class _RootGroup(_Group):
                 command: click.Command = getattr(importlib.import_module(module_name), attr)
             except ImportError:
                 return None
-            if isinstance(command, click.Group):
+            if type(command) is click.Group:
                 command.__class__ = _Group
             self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
