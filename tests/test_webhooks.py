@@ -254,3 +254,37 @@ def test_webhook_secrets_survive_master_key_rotation(app, service, receiver):
     [(headers, body)] = receiver.received
     expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     assert headers["x-strongroom-signature"] == expected
+
+
+def test_the_server_delivers_webhooks_by_itself(tmp_path, receiver):
+    import dataclasses
+    import time
+
+    import httpx
+
+    from strongroom.server.app import create_app
+    from strongroom.server.config import ServerConfig
+    from strongroom.server.testing import StrongroomServer, make_token, new_store
+
+    key = base64.b64encode(os.urandom(32)).decode()
+    store, load = new_store(tmp_path / "srv", key)
+    token = make_token(store, load, "admin", "admin")
+    Service(store, load_keyring=load, actor="setup").create_webhook(None, receiver.url, SECRET)
+    config = dataclasses.replace(
+        ServerConfig.from_environ({"STRONGROOM_HOME": str(tmp_path / "srv")}), webhook_interval=timedelta(seconds=0.2)
+    )
+    try:
+        with StrongroomServer(create_app(config, store=store, load_keyring=load)) as server:
+            created = httpx.post(
+                f"{server.url}/api/v1/environments/proj/hooked",
+                headers={"Authorization": f"token {token}"},
+                json={"definition": "values:\n  a: 1\n"},
+            )
+            assert created.status_code == 201, created.text
+            deadline = time.monotonic() + 15
+            while not receiver.received and time.monotonic() < deadline:
+                time.sleep(0.1)
+    finally:
+        store.close()
+    [event] = receiver.events()
+    assert (event["event"], event["environment"], event["revision"]) == ("revision.created", "proj/hooked", 1)

@@ -90,6 +90,30 @@ async def _sweep_sessions(state: ServerState) -> None:
             _log.warning("could not sweep expired open sessions: %s", type(exc).__name__)
 
 
+async def _dispatch_webhooks(state: ServerState) -> None:
+    """Deliver webhook events from the audit log, every few seconds, for as long as the server runs.
+
+    Several processes may do this at once: deliveries are leased, so none is sent twice.
+    A slow or failing receiver only delays its own deliveries, never a request.
+    """
+    from strongroom.service import Service
+    from strongroom.webhooks import http_post
+
+    post = http_post()
+    while True:
+        await asyncio.sleep(state.config.webhook_interval.total_seconds())
+        store = state.store
+        if store is None or not store.list_webhooks():
+            continue
+        try:
+            service = Service(
+                store, load_keyring=state.keyring, actor="strongroom-webhooks", client="server", clock=state.clock
+            )
+            await run_in_threadpool(service.webhook_dispatcher(post).run_once)
+        except Exception as exc:  # retried next round; a failure must not stop the server
+            _log.warning("webhook delivery round failed: %s", type(exc).__name__)
+
+
 def _lifespan(
     state: ServerState, given: Store | None
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
@@ -101,12 +125,14 @@ def _lifespan(
             store = await run_in_threadpool(AppContext(state.config.context_environ()).open_store)
             state.attach(store, owned=True)
         sweeper = asyncio.create_task(_sweep_sessions(state))
+        dispatcher = asyncio.create_task(_dispatch_webhooks(state))
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, dispatcher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if state.owns_store:
                 opened = state.detach()
                 if opened is not None:

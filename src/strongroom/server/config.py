@@ -89,6 +89,10 @@ class ServerConfig:
     auth_failure_limit: int = DEFAULT_AUTH_FAILURE_LIMIT
     auth_failure_window: timedelta = DEFAULT_AUTH_FAILURE_WINDOW
     organization: str = DEFAULT_ORGANIZATION
+    #: How often webhook deliveries are attempted (STRONGROOM_WEBHOOK_INTERVAL, e.g. 2s).
+    webhook_interval: timedelta = timedelta(seconds=2)
+    #: Offer ``fn::open::env`` (the server's own environment) to definitions (STRONGROOM_SERVER_ENV_PROVIDER=1).
+    env_provider: bool = False
     #: The process environment (key providers read STRONGROOM_MASTER_KEY etc. from it). Never shown.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -126,6 +130,12 @@ class ServerConfig:
                 DEFAULT_AUTH_FAILURE_WINDOW if window is None else _duration("STRONGROOM_AUTH_FAILURE_WINDOW", window)
             ),
             organization=get("STRONGROOM_ORGANIZATION") or DEFAULT_ORGANIZATION,
+            webhook_interval=(
+                timedelta(seconds=2)
+                if get("STRONGROOM_WEBHOOK_INTERVAL") is None
+                else _duration("STRONGROOM_WEBHOOK_INTERVAL", str(get("STRONGROOM_WEBHOOK_INTERVAL")))
+            ),
+            env_provider=get("STRONGROOM_SERVER_ENV_PROVIDER") == "1",
             environ=dict(environ),
         )
 

@@ -34,6 +34,8 @@ def principal(request: Request) -> Principal:
 
 def service(request: Request, who: Annotated[Principal, Depends(principal)]) -> Service:
     """A :class:`Service` for this request, acting as ``who`` from the client's address."""
+    from strongroom.providers import ProviderRegistry
+
     state = server_state(request)
     return Service(
         state.require_store(),
@@ -42,6 +44,7 @@ def service(request: Request, who: Annotated[Principal, Depends(principal)]) -> 
         client=client_address(request),
         clock=state.clock,
         principal=who,
+        providers=ProviderRegistry(state.config.environ, allow_environment=state.config.env_provider),
     )
 
 
