@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: a throw-away SQLite store with a local key file,
-# loaded with examples/aphiria/, then `env ls`, `env get` (masked) and `env history`.
+# loaded with examples/aphiria/, a walkthrough (`env ls`, `env get` masked, `env history`,
+# `run`, the audit log), then `strongroom serve` on it with a one-time admin token.
+# STRONGROOM_DEMO_SERVE=0 stops after the walkthrough; STRONGROOM_DEMO_PORT picks the port.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${STRONGROOM_VENV:-$root/.venv}"
@@ -32,4 +34,21 @@ step "$sr" env history aphiria.com/Preview
 step "$sr" env diff aphiria.com/Preview@1 aphiria.com/Preview@2
 step "$sr" run aphiria.com/Preview -- sh -c 'echo "the API would start with DB_USER=$DB_USER and PROMETHEUS_AUTH_TOKEN=$PROMETHEUS_AUTH_TOKEN"'
 step "$sr" audit ls --env aphiria.com/Preview
-printf '\nThe store lived in %s and is removed now.\n' "$STRONGROOM_HOME"
+
+if [ "${STRONGROOM_DEMO_SERVE:-1}" = "0" ]; then
+  printf '\nThe store lived in %s and is removed now.\n' "$STRONGROOM_HOME"
+  exit 0
+fi
+
+# The server on the same store: a one-time admin token, then `strongroom serve` until Ctrl-C.
+port="${STRONGROOM_DEMO_PORT:-8800}"
+token="$("$sr" token create --name demo-admin --role admin --expires 1d 2>/dev/null)"
+printf '\n\033[1mStrongroom is serving the example at http://127.0.0.1:%s\033[0m\n' "$port"
+printf 'One-time admin token (shown only now; it expires in a day):\n\n    %s\n\n' "$token"
+printf 'Try it from another terminal:\n\n'
+printf '    export STRONGROOM_URL=http://127.0.0.1:%s STRONGROOM_TOKEN=<the token above>\n' "$port"
+printf '    %s env get aphiria.com/Preview\n' "$sr"
+printf '    curl -s -H "Authorization: token $STRONGROOM_TOKEN" http://127.0.0.1:%s/api/esc/environments/default\n\n' "$port"
+printf 'Ctrl-C stops the server and removes the throw-away store.\n\n'
+"$sr" serve --port "$port"
+
