@@ -17,9 +17,6 @@ __all__ = ["Harness", "StrongroomServer", "make_token", "new_store", "running_se
 import base64
 import contextlib
 import os
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -28,7 +25,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 import httpx
-import uvicorn
 
 from strongroom.server.config import ServerConfig
 
@@ -80,73 +76,24 @@ class StrongroomServer:
     """
 
     def __init__(self, app: FastAPI, *, access_log: bool = False, startup_timeout: float = 10.0) -> None:
+        from strongroom.testing._uvicorn import ThreadedServer
+
         self.app = app
-        self._access_log = access_log
         self._startup_timeout = startup_timeout
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
-        self._url: str | None = None
+        self._runner = ThreadedServer(app, name="Strongroom test server", lifespan="on", access_log=access_log)
 
     @property
     def url(self) -> str:
-        if self._url is None:
+        if self._runner.url is None:
             raise RuntimeError("the Strongroom test server is not running")
-        return self._url
+        return self._runner.url
 
     def start(self) -> Self:
-        if self._thread is not None:
-            raise RuntimeError("the Strongroom test server is already running")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        try:
-            sock.bind(("127.0.0.1", 0))
-            sock.listen(128)
-            port = int(sock.getsockname()[1])
-            config = uvicorn.Config(
-                self.app,
-                log_config=None,
-                log_level="debug" if self._access_log else None,
-                access_log=self._access_log,
-                lifespan="on",
-                loop="asyncio",
-                server_header=False,
-                timeout_graceful_shutdown=5,
-            )
-            server = uvicorn.Server(config)
-
-            def run() -> None:
-                with contextlib.suppress(SystemExit):  # uvicorn exits when the lifespan startup fails
-                    server.run(sockets=[sock])
-
-            thread = threading.Thread(target=run, name=f"strongroom-server-{port}", daemon=True)
-            thread.start()
-            deadline = time.monotonic() + self._startup_timeout
-            while not server.started:
-                if not thread.is_alive() or time.monotonic() > deadline:
-                    server.should_exit = True
-                    thread.join(timeout=5)
-                    raise RuntimeError("the Strongroom test server did not start")
-                time.sleep(0.002)
-        except BaseException:
-            sock.close()
-            raise
-        self._server, self._thread, self._socket = server, thread, sock
-        self._url = f"http://127.0.0.1:{port}"
+        self._runner.start(self._startup_timeout)
         return self
 
     def stop(self) -> None:
-        server, thread, sock = self._server, self._thread, self._socket
-        self._server = self._thread = self._socket = None
-        self._url = None
-        if server is None or thread is None:
-            return
-        server.should_exit = True
-        thread.join(timeout=10)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(timeout=5)
-        if sock is not None:
-            sock.close()
+        self._runner.stop()
 
     def __enter__(self) -> Self:
         return self.start()

@@ -50,7 +50,6 @@ import json
 import math
 import re
 import secrets
-import socket
 import threading
 import time
 from collections import deque
@@ -60,7 +59,6 @@ from types import TracebackType
 from typing import Any, Final, Literal, Self, TypeAlias, get_args
 from urllib.parse import parse_qsl, unquote
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -91,6 +89,7 @@ from strongroom.testing._github_model import (
     paginate,
     parse_scope,
 )
+from strongroom.testing._uvicorn import ThreadedServer
 
 # --------------------------------------------------------------------------- replies and errors
 
@@ -1123,17 +1122,14 @@ class GitHubAPIServer:
         if latency is not None:
             self.api.latency = latency
         self._startup_timeout = startup_timeout
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
-        self._url: str | None = None
+        self._runner = ThreadedServer(self.api.app, name="fake GitHub API server")
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>``; only while running."""
-        if self._url is None:
+        if self._runner.url is None:
             raise RuntimeError("the fake GitHub API server is not running; use start() or a with block")
-        return self._url
+        return self._runner.url
 
     @property
     def port(self) -> int:
@@ -1156,58 +1152,12 @@ class GitHubAPIServer:
 
     def start(self) -> Self:
         """Bind a loopback socket on port 0, serve it from a background thread, wait until it serves."""
-        if self._thread is not None:
-            raise RuntimeError("the fake GitHub API server is already running")
-        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto says
-        # TCP, and without it every keep-alive response waits ~40 ms for a delayed ACK (Nagle).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        try:
-            sock.bind(("127.0.0.1", 0))
-            sock.listen(128)
-            port = int(sock.getsockname()[1])
-            config = uvicorn.Config(
-                self.api.app,
-                log_config=None,
-                log_level=None,
-                access_log=False,
-                lifespan="off",
-                loop="asyncio",
-                server_header=False,
-                timeout_graceful_shutdown=5,
-            )
-            server = uvicorn.Server(config)
-            thread = threading.Thread(
-                target=server.run, kwargs={"sockets": [sock]}, name=f"fake-github-api-{port}", daemon=True
-            )
-            thread.start()
-            deadline = time.monotonic() + self._startup_timeout
-            while not server.started:
-                if not thread.is_alive() or time.monotonic() > deadline:
-                    server.should_exit = True
-                    thread.join(timeout=5)
-                    raise RuntimeError("the fake GitHub API server did not start")
-                time.sleep(0.002)
-        except BaseException:
-            sock.close()
-            raise
-        self._server, self._thread, self._socket = server, thread, sock
-        self._url = f"http://127.0.0.1:{port}"
+        self._runner.start(self._startup_timeout)
         return self
 
     def stop(self) -> None:
         """Stop serving and wait for the thread; the port is released. Safe to call twice."""
-        server, thread, sock = self._server, self._thread, self._socket
-        self._server = self._thread = self._socket = None
-        self._url = None
-        if server is None or thread is None:
-            return
-        server.should_exit = True
-        thread.join(timeout=10)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(timeout=5)
-        if sock is not None:
-            sock.close()
+        self._runner.stop()
 
     def __enter__(self) -> Self:
         return self.start()
