@@ -639,3 +639,18 @@ def test_stale_replace_definition_is_a_conflict(env, service, make_service):
     with pytest.raises(ConflictError):
         service.replace_definition(ENV, "values:\n  mine: 1\n", expected_latest=current.number)
     assert service.read(latest()) == {"other": 1}
+
+
+def test_compiled_cache_decodes_each_revision_once_and_stays_bounded(make_service, service, env):
+    from strongroom.service import CompiledCache, Service
+
+    cache = CompiledCache(size=2)
+    cached = Service(service.store, load_keyring=lambda s: service.keyring(), actor="t", compiled_cache=cache)
+    rev = service.store.get_revision(ENV)
+    assert cached._compiled(rev) is cached._compiled(rev)
+    service.set_value(ENV, ("a",), 1)
+    service.set_value(ENV, ("a",), 2)
+    for number in (1, 2, 3):
+        cached._compiled(service.store.get_revision(ENV, number))
+    assert len(cache._items) == 2
+    assert cached.read(latest())["a"] == 2

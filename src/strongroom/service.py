@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "Change",
+    "CompiledCache",
     "HistoryEntry",
     "RunData",
     "Service",
@@ -168,6 +169,39 @@ class HistoryEntry:
     tags: tuple[str, ...]
 
 
+class CompiledCache:
+    """A bounded, thread-safe cache of compiled revisions, shared by the requests of one process.
+
+    Keyed by environment, revision number and creation time, so a deleted and recreated
+    environment never hits the old entry.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self._size = size
+        self._items: OrderedDict[tuple[str, int, str], Compiled] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"CompiledCache({len(self._items)}/{self._size})"
+
+    def get(self, key: tuple[str, int, str]) -> Compiled | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, int, str], compiled: Compiled) -> None:
+        with self._lock:
+            self._items[key] = compiled
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
 @dataclass(frozen=True, slots=True)
 class RunData:
     """What a command run inside an environment gets. Holds plaintext: never logged, never kept."""
@@ -208,6 +242,7 @@ class Service:
         clock: Callable[[], datetime] = _utc_now,
         principal: Principal | None = None,
         providers: Mapping[str, Provider] | None = None,
+        compiled_cache: CompiledCache | None = None,
     ) -> None:
         self._store = store
         self._load_keyring = load_keyring
@@ -218,6 +253,7 @@ class Service:
         self._clock = clock
         self._principal = principal
         self._providers: Mapping[str, Provider] = providers if providers is not None else {}
+        self._compiled_cache = compiled_cache
 
     def __repr__(self) -> str:
         return f"Service(store={self._store!r}, actor={self._actor!r})"
@@ -691,13 +727,24 @@ class Service:
     # -- evaluation ---------------------------------------------------------------------------
 
     def _compiled(self, rev: RevisionRecord) -> Compiled:
-        """The revision's compiled form from its cache, or compiled afresh if the cache is from another version."""
+        """The revision's compiled form from its cache, or compiled afresh if the cache is from another version.
+
+        With a shared ``compiled_cache`` (a long-running server), each revision is decoded once:
+        revisions never change, and evaluation never changes a compiled definition.
+        """
         from strongroom.language import Compiled, compile_definition
 
+        cache = self._compiled_cache
+        key = (str(rev.ref), rev.number, rev.created_at)
+        if cache is not None and (hit := cache.get(key)) is not None:
+            return hit
         try:
-            return Compiled.from_json(rev.compiled)
+            compiled = Compiled.from_json(rev.compiled)
         except (ValueError, KeyError, TypeError):
-            return compile_definition(rev.definition, str(rev.ref))
+            compiled = compile_definition(rev.definition, str(rev.ref))
+        if cache is not None:
+            cache.put(key, compiled)
+        return compiled
 
     def _evaluate(self, env: EnvRef, compiled: Compiled, *, reveal: bool, open_providers: bool = True) -> Evaluation:
         """Evaluate ``compiled`` as ``env``: imports resolved through the store (each once), secrets

@@ -45,6 +45,7 @@ def service(request: Request, who: Annotated[Principal, Depends(principal)]) -> 
         clock=state.clock,
         principal=who,
         providers=ProviderRegistry(state.config.environ, allow_environment=state.config.env_provider),
+        compiled_cache=state.compiled,
     )
 
 

@@ -10,7 +10,7 @@ __all__ = ["AuditCountingStore", "KeyringCache", "ServerState", "client_address"
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from strongroom.server.auth import FailureLimiter
     from strongroom.server.config import ServerConfig
     from strongroom.server.metrics import Metrics
+    from strongroom.service import CompiledCache
     from strongroom.storage.base import Store
 
 
@@ -67,6 +68,12 @@ class AuditCountingStore:
         return getattr(self._store, name)
 
 
+def _compiled_cache() -> CompiledCache:
+    from strongroom.service import CompiledCache
+
+    return CompiledCache()
+
+
 @dataclass(slots=True)
 class ServerState:
     """Everything the routes of one app share. ``store`` is set by the lifespan (or given by the caller)."""
@@ -81,6 +88,8 @@ class ServerState:
     service_store: Store | None = None
     #: True when the app opened the store from the configuration (and so closes it).
     owns_store: bool = False
+    #: Compiled revisions, decoded once per process (revisions never change).
+    compiled: CompiledCache = field(default_factory=_compiled_cache)
 
     def attach(self, store: Store, *, owned: bool) -> None:
         self.store = store
