@@ -311,6 +311,18 @@ class Service:
             hint="ask an admin for a token with the right role and scope",
         )
 
+    def event(
+        self,
+        action: str,
+        *,
+        env: EnvRef | None = None,
+        revision: int | None = None,
+        outcome: str = "ok",
+        details: Iterable[tuple[str, str]] = (),
+    ) -> AuditEvent:
+        """An audit event by this service's actor and client, at its clock's time (for tiers and the server)."""
+        return self._event(action, env=env, revision=revision, outcome=outcome, details=details)
+
     def record(self, event: AuditEvent) -> None:
         """Append an event that goes with no change (used by the server for denials)."""
         self._store.append_audit([event])

@@ -45,6 +45,8 @@ _LAZY = {
     "webhook": ("strongroom.cli.webhooks", "webhook"),
     "serve": ("strongroom.cli.serve", "serve"),
     "sync": ("strongroom.cli.sync", "sync"),
+    "preview": ("strongroom.cli.preview", "preview"),
+    "export": ("strongroom.cli.export", "export"),
 }
 
 

@@ -630,7 +630,7 @@ def _record(service: Service, plan: GitHubPlan, outcomes: list[Outcome], mode: s
         if o.result in ("created", "updated")
         for key, name in [(o.scope, o.name)]
     )
-    event = service._event(  # the service builds events with its actor and clock
+    event = service.event(  # the service builds events with its actor and clock
         "sync.github", env=plan.env, revision=plan.revision, outcome="error" if failed else "ok", details=details
     )
     service.record(event)
