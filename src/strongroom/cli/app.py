@@ -47,6 +47,7 @@ _LAZY = {
     "sync": ("strongroom.cli.sync", "sync"),
     "preview": ("strongroom.cli.preview", "preview"),
     "export": ("strongroom.cli.export", "export"),
+    "pulumi": ("strongroom.cli.pulumi", "pulumi"),
 }
 
 
