@@ -215,7 +215,7 @@ def test_drift_status_and_repair(api, sr):
     status = sr.status()
     assert status.exit_code == 1
     assert "edited    default/db-env" in status.output
-    assert "missing   default/ghcr-pull" in status.output
+    assert "deleted   default/ghcr-pull" in status.output  # Strongroom wrote it, someone deleted it
     assert "tampered" not in status.output
     assert sr.sync().exit_code == 0
     assert sr.status().exit_code == 0
@@ -456,3 +456,12 @@ def test_real_clients_read_what_the_sync_wrote(api, sr, kubeconfig):
     with Client(config=KubeConfig.from_file(kubeconfig)) as light:
         got = light.get(Secret, "db-env", namespace="default")
         assert base64.b64decode(got.data["DB_PASSWORD"]).decode() == password
+
+
+def test_a_declared_secret_never_synced_is_missing_not_deleted(api, sr):
+    sr.define(definition(canary()))
+    status = sr.status()
+    assert status.exit_code == 1
+    assert "missing   default/db-env: declared but never synced" in status.output
+    assert "deleted" not in status.output
+

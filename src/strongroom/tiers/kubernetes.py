@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 import contextlib
+import json
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -125,7 +126,7 @@ class Outcome:
 @dataclass(frozen=True)
 class DriftEntry:
     target: str
-    state: str  # in-sync, edited, missing, outdated, unowned, orphaned, error
+    state: str  # in-sync, edited, deleted, missing, outdated, unowned, orphaned, error
     detail: str = ""
 
 
@@ -466,8 +467,13 @@ def kubernetes_status(
     key: bytes,
     environment: str,
     concurrency: int = DEFAULT_CONCURRENCY,
+    synced: frozenset[str] = frozenset(),
 ) -> list[DriftEntry]:
-    """Every declared target's state, and owned Secrets of ``environment`` no longer declared."""
+    """Every declared target's state, and owned Secrets of ``environment`` no longer declared.
+
+    ``synced`` holds the ``namespace/name`` targets Strongroom has written: an absent one of
+    those was ``deleted``; an absent one never written is ``missing``.
+    """
     ctx = _Context(key, environment, 0, adopt=False)
     existing = set(_active_namespaces(client))
     targets = [(spec, ns) for spec in specs for ns in match_namespaces(spec.namespaces, existing)]
@@ -483,6 +489,9 @@ def kubernetes_status(
             entries.append(DriftEntry(target, "error", str(secrets)))
             continue
         live = next((s for s in secrets if s["metadata"]["name"] == spec.name), None)
+        if live is None and target in synced:
+            entries.append(DriftEntry(target, "deleted", "deleted from the cluster after Strongroom wrote it"))
+            continue
         entries.append(_drift(ctx, spec, namespace, live))
     declared = {(ns, spec.name) for spec, ns in targets}
     for secret in _owned_secrets(client, listed):
@@ -502,7 +511,7 @@ def kubernetes_status(
 def _drift(ctx: _Context, spec: SecretSpec, namespace: str, live: Mapping[str, Any] | None) -> DriftEntry:
     target = f"{namespace}/{spec.name}"
     if live is None:
-        return DriftEntry(target, "missing", "deleted from the cluster, or never synced")
+        return DriftEntry(target, "missing", "declared but never synced")
     meta = live.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     if (meta.get("labels") or {}).get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
@@ -692,6 +701,31 @@ def _progress(total: int) -> tuple[Callable[[Outcome], None] | None, Callable[[]
     return advance, progress.stop
 
 
+_WRITTEN = frozenset({"created", "updated", "recreated", "unchanged"})
+
+
+def _state_key(environment: str) -> str:
+    return f"kubernetes:{environment}"
+
+
+def _remembered(service: Service, environment: str) -> frozenset[str]:
+    """The ``namespace/name`` Secrets Strongroom has written for ``environment`` (kept in the store)."""
+    raw = service.store.get_meta(_state_key(environment))
+    return frozenset(json.loads(raw)) if raw else frozenset()
+
+
+def _remember(service: Service, environment: str, outcomes: list[Outcome]) -> None:
+    targets = set(_remembered(service, environment))
+    for outcome in outcomes:
+        if outcome.target.startswith("namespace/") or "/" not in outcome.target:
+            continue
+        if outcome.action in _WRITTEN:
+            targets.add(outcome.target)
+        elif outcome.action == "deleted":
+            targets.discard(outcome.target)
+    service.store.set_meta(_state_key(environment), json.dumps(sorted(targets)))
+
+
 def sync_from_cli(service: Service, ref: RevisionRef, options: Mapping[str, Any]) -> int:
     """``strongroom sync ENV --to kubernetes``: plan, print, apply (unless ``--plan``); the exit code."""
     specs, revision, key = _open(service, ref)
@@ -719,6 +753,7 @@ def sync_from_cli(service: Service, ref: RevisionRef, options: Mapping[str, Any]
     finally:
         client.close()
     ok = all(o.ok for o in outcomes)
+    _remember(service, environment, outcomes)
     _echo(render_outcomes(outcomes))
     if not plan.changes:
         _echo([f"note: {environment} declares no kubernetesSecrets for any existing namespace"], err=True)
@@ -731,7 +766,9 @@ def status_from_cli(service: Service, ref: RevisionRef, options: Mapping[str, An
     specs, revision, key = _open(service, ref)
     client = _client(options)
     try:
-        entries = kubernetes_status(client, specs, key=key, environment=str(ref.env))
+        entries = kubernetes_status(
+            client, specs, key=key, environment=str(ref.env), synced=_remembered(service, str(ref.env))
+        )
     finally:
         client.close()
     drift = [e for e in entries if e.state != "in-sync"]
