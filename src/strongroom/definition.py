@@ -1,7 +1,7 @@
 """An environment's definition as a YAML document: parse, check, edit by path, encrypt secret leaves.
 
 Edits are round-trip: comments, key order and quoting of untouched parts survive.
-The parsed form is also kept as JSON (``compiled``) so reads need no YAML parser.
+Reads go through the language's compiled cache instead (see service.py).
 Secret leaves are ``fn::secret: PLAINTEXT`` while a person writes them and
 ``fn::secret: {ciphertext: TOKEN}`` once stored.
 """
@@ -16,7 +16,6 @@ __all__ = [
 ]
 
 import io
-import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -93,9 +92,6 @@ class Document:
             return _scalar(node)
 
         return conv(self._root) if self._root is not None else {}
-
-    def compiled(self) -> str:
-        return json.dumps(self.to_plain(), ensure_ascii=False, separators=(",", ":"))
 
     def dump(self) -> str:
         if self._root is None or (isinstance(self._root, dict) and not self._root):
