@@ -21,6 +21,7 @@ from strongroom.language import (
     evaluate,
     project_environment_variables,
 )
+from strongroom.language.compiler import CACHE_VERSION
 from strongroom.model import Secret
 
 
@@ -65,7 +66,7 @@ def test_cache_round_trip_keeps_values_positions_and_diagnostics() -> None:
     text = "values:\n  a: 1\n  b: ${a}\n  c: ${nope}\n  d: {fn::join: x}\n"
     compiled = compile_definition(text, "proj/e")
     data = compiled.to_json()
-    assert json.loads(data)["v"] == 1
+    assert json.loads(data)["v"] == CACHE_VERSION
     again = Compiled.from_json(data)
     assert again.diagnostics == compiled.diagnostics
     assert again.to_json() == data

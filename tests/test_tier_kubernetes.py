@@ -464,4 +464,3 @@ def test_a_declared_secret_never_synced_is_missing_not_deleted(api, sr):
     assert status.exit_code == 1
     assert "missing   default/db-env: declared but never synced" in status.output
     assert "deleted" not in status.output
-

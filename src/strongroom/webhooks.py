@@ -33,6 +33,7 @@ EVENTS = (
     "environment.deleted",
     "rotation.done",
     "rotation.failed",
+    "rotation.reminder",
 )
 _ACTION_EVENTS = {
     "create": "revision.created",
@@ -43,6 +44,7 @@ _ACTION_EVENTS = {
     "delete": "environment.deleted",
     "rotation.done": "rotation.done",
     "rotation.failed": "rotation.failed",
+    "rotation.reminder": "rotation.reminder",
 }
 MAX_ATTEMPTS = 10
 LEASE = timedelta(seconds=60)
@@ -79,8 +81,9 @@ def _payload(record: AuditRecord, event: str) -> str:
     if "tag" in details:
         body["tag"] = details["tag"]
         body["tag_action"] = "set" if ev.action == "tag.set" else "deleted"
-    if "change" in details:
-        body["change"] = details["change"]
+    for key in ("change", "path", "due", "state"):
+        if key in details:
+            body[key] = details[key]
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 

@@ -48,6 +48,8 @@ _LAZY = {
     "preview": ("strongroom.cli.preview", "preview"),
     "export": ("strongroom.cli.export", "export"),
     "pulumi": ("strongroom.cli.pulumi", "pulumi"),
+    "catalog": ("strongroom.cli.catalog", "catalog"),
+    "rotation": ("strongroom.cli.rotation", "rotation"),
 }
 
 

@@ -13,6 +13,7 @@ __all__ = ["BUILTINS", "Compiled", "ImportDecl", "compile_definition"]
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from strongroom.language.diagnostics import ERROR, WARNING, LangDiagnostic, did_you_mean
 from strongroom.language.interpolation import parse_template
@@ -34,7 +35,7 @@ from strongroom.language.paths import Path, format_path
 from strongroom.language.yaml_reader import YMap, YNode, YScalar, YSeq, flow_nesting_exceeds, read_yaml
 
 #: The cache format's version; ``from_json`` refuses any other.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 BUILTINS = (
     "fn::concat",
@@ -53,7 +54,9 @@ BUILTINS = (
 )
 _BUILTIN_SET = frozenset(BUILTINS)
 _SINGLE_ARG = frozenset({"fn::final", "fn::fromBase64", "fn::fromJSON", "fn::toBase64", "fn::toJSON", "fn::toString"})
-_TOP_LEVEL_KEYS = ("imports", "values", "description")
+_TOP_LEVEL_KEYS = ("imports", "values", "description", "rotation")
+#: At most this many YAML nodes are read from a ``rotation:`` block (aliases can expand).
+_MAX_ROTATION_NODES = 200_000
 _RESERVED_VALUE_KEYS = frozenset({"imports", "context", "environments"})
 
 
@@ -71,7 +74,7 @@ class ImportDecl:
 class Compiled:
     """A compiled definition: imports, the values tree and the diagnostics found compiling it."""
 
-    __slots__ = ("description", "diagnostics", "env", "imports", "node_count", "values")
+    __slots__ = ("description", "diagnostics", "env", "imports", "node_count", "rotation", "values")
 
     def __init__(
         self,
@@ -81,8 +84,11 @@ class Compiled:
         description: str | None,
         diagnostics: tuple[LangDiagnostic, ...],
         node_count: int,
+        rotation: dict[str, Any] | None = None,
     ) -> None:
         self.env = env
+        #: The ``rotation:`` block as plain JSON data: canonical value path -> checked metadata.
+        self.rotation = rotation
         self.imports = imports
         self.values = values
         self.description = description
@@ -105,6 +111,8 @@ class Compiled:
             "description": self.description,
             "diags": [d.to_json() for d in self.diagnostics],
         }
+        if self.rotation:
+            data["rotation"] = self.rotation
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
@@ -122,7 +130,10 @@ class Compiled:
                 ImportDecl(name, merge, line, col, i) for i, (name, merge, line, col) in enumerate(raw["imports"])
             )
             diags = tuple(LangDiagnostic.from_json(d) for d in raw["diags"])
-            return cls(raw["env"], imports, values, raw["description"], diags, counter[0])
+            rotation = raw.get("rotation")
+            if rotation is not None and not isinstance(rotation, dict):
+                raise ValueError("the rotation block of a compiled definition must be an object")
+            return cls(raw["env"], imports, values, raw["description"], diags, counter[0], rotation)
         except (KeyError, TypeError, IndexError, RecursionError) as exc:
             raise ValueError(f"malformed compiled definition ({type(exc).__name__})") from None
 
@@ -472,9 +483,11 @@ class _Compiler:
 
     # -- the document --------------------------------------------------------------------------
 
-    def document(self, root: YNode | None) -> tuple[tuple[ImportDecl, ...], Obj | None, str | None]:
+    def document(
+        self, root: YNode | None
+    ) -> tuple[tuple[ImportDecl, ...], Obj | None, str | None, dict[str, Any] | None]:
         if root is None or (isinstance(root, YScalar) and root.value is None):
-            return (), None, None
+            return (), None, None, None
         if not isinstance(root, YMap):
             self.error(
                 f"a definition must be a YAML mapping with `values`, not {_kind(root)}",
@@ -482,7 +495,7 @@ class _Compiler:
                 "",
                 "start the definition with values: (and optionally imports:)",
             )
-            return (), None, None
+            return (), None, None, None
         seen: dict[str, YNode] = {}
         for k, v in root.pairs:
             name = k.value if isinstance(k, YScalar) and isinstance(k.value, str) else None
@@ -499,7 +512,7 @@ class _Compiler:
                     f'unknown top-level key "{name}"' + (f'; did you mean "{suggestion}"?' if suggestion else ""),
                     k,
                     name,
-                    "the top level holds imports, values and description; it is ignored",
+                    "the top level holds imports, values, description and rotation; it is ignored",
                     severity=WARNING,
                 )
         imports = self.imports(seen.get("imports"))
@@ -517,7 +530,86 @@ class _Compiler:
                     "write a one-line description",
                     severity=WARNING,
                 )
-        return imports, values, description
+        return imports, values, description, self.rotation(seen.get("rotation"))
+
+    # -- rotation metadata ---------------------------------------------------------------------
+
+    def plain(self, y: YNode, budget: list[int], depth: int = 0) -> Any:
+        """A YAML node as plain JSON data (first of duplicate keys wins); bounded against alias bombs."""
+        budget[0] -= 1
+        if budget[0] < 0 or depth > self.limits.max_depth:
+            return None
+        if isinstance(y, YScalar):
+            return y.value
+        if isinstance(y, YSeq):
+            return [self.plain(item, budget, depth + 1) for item in y.items]
+        out: dict[str, Any] = {}
+        for k, v in y.pairs:
+            key = k.text if isinstance(k, YScalar) and not isinstance(k.value, str) else getattr(k, "value", None)
+            if isinstance(key, str) and key not in out:
+                out[key] = self.plain(v, budget, depth + 1)
+        return out
+
+    @staticmethod
+    def locate(y: YNode, field: tuple[str | int, ...], at_key: bool) -> YNode:
+        """The node of ``field`` inside an entry (its key when ``at_key``), or the nearest one found."""
+        here: YNode = y
+        for i, seg in enumerate(field):
+            last = i == len(field) - 1
+            if isinstance(here, YMap):
+                for k, v in here.pairs:
+                    if isinstance(k, YScalar) and k.value == seg:
+                        if last and at_key:
+                            return k
+                        here = v
+                        break
+                else:
+                    return here
+            elif isinstance(here, YSeq) and isinstance(seg, int) and seg < len(here.items):
+                here = here.items[seg]
+            else:
+                return here
+        return here
+
+    def rotation(self, node: YNode | None) -> dict[str, Any] | None:
+        """The ``rotation:`` block: value path -> metadata, checked by ``strongroom.rotation.catalog``."""
+        if node is None or (isinstance(node, YScalar) and node.value is None):
+            return None
+        if not isinstance(node, YMap):
+            self.error(
+                f"`rotation` must be a mapping of value paths to rotation metadata, not {_kind(node)}",
+                node,
+                "rotation",
+                "write rotation: followed by indented PATH: {purpose: ..., schedule: ...} lines",
+            )
+            return None
+        from strongroom.rotation.catalog import check_entry
+
+        budget = [_MAX_ROTATION_NODES]
+        out: dict[str, Any] = {}
+        for k, v in node.pairs:
+            if not (isinstance(k, YScalar) and isinstance(k.value, str)):
+                self.error("rotation keys must be value paths", k, "rotation", 'for example pulumiConfig["a:b"]')
+                continue
+            where = f"rotation[{json.dumps(k.value, ensure_ascii=False)}]"
+            canonical, entry, issues = check_entry(k.value, self.plain(v, budget))
+            for issue in issues:
+                at = k if not issue.field and issue.at_key else self.locate(v, issue.field, issue.at_key)
+                path = where + "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in issue.field)
+                self.error(issue.summary, at, path, issue.hint, severity=issue.severity)
+            if canonical is None or entry is None:
+                continue
+            if canonical in out:
+                self.error(
+                    f"duplicate rotation entry for {canonical}", k, where, "remove one of them; the first one is used"
+                )
+                continue
+            out[canonical] = entry
+        if budget[0] < 0:
+            self.error(
+                "the rotation block is too large", node, "rotation", "remove YAML aliases that repeat large parts"
+            )
+        return out
 
     def imports(self, node: YNode | None) -> tuple[ImportDecl, ...]:
         if node is None or (isinstance(node, YScalar) and node.value is None):
@@ -682,8 +774,8 @@ def compile_definition(text: str, env: str, *, limits: Limits = DEFAULT_LIMITS) 
     for yline, ycol, message, hint in ydiags:
         c.error(message, (yline, ycol), "", hint)
     try:
-        imports, values, description = c.document(root)
+        imports, values, description, rotation = c.document(root)
     except RecursionError:  # defensive: depth limits should make this unreachable
         c.error("the definition is nested too deeply to compile", None, "", "flatten the definition")
         return Compiled(env, (), None, None, tuple(c.diags), 0)
-    return Compiled(env, imports, values, description, tuple(c.diags), _number(values))
+    return Compiled(env, imports, values, description, tuple(c.diags), _number(values), rotation)

@@ -1,0 +1,119 @@
+"""``strongroom rotation``: due dates (``status``, exit 3 when anything is overdue) and reminders (``remind``)."""
+
+from __future__ import annotations
+
+__all__ = ["EXIT_OVERDUE", "rotation"]
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import click
+
+from strongroom.errors import UsageError
+from strongroom.model import EnvRef
+
+if TYPE_CHECKING:
+    from strongroom.rotation.catalog import StatusItem
+    from strongroom.service import Service
+
+#: ``rotation status`` exits with this when a secret is overdue, so a scheduled CI job fails loudly.
+EXIT_OVERDUE = 3
+
+
+def _service(ctx: click.Context) -> Service:
+    from strongroom.cli.app import _app
+
+    return _app(ctx).service()
+
+
+def _status(ctx: click.Context, env: str | None, within: str) -> list[StatusItem]:
+    from strongroom.rotation.catalog import read_catalog, rotation_status
+    from strongroom.rotation.schedule import ScheduleError, parse_duration
+
+    try:
+        window = parse_duration(within)
+    except ScheduleError as exc:
+        raise UsageError(str(exc)) from None
+    items = read_catalog(_service(ctx), None if env is None else EnvRef.parse(env))
+    return rotation_status(items, datetime.now(UTC), window)
+
+
+@click.group()
+def rotation() -> None:
+    """Rotation due dates and reminders."""
+
+
+@rotation.command("status")
+@click.argument("env", required=False)
+@click.option("--within", default="30d", show_default=True, help="Count as due soon what is due within this.")
+@click.option("--all", "show_all", is_flag=True, help="Also list secrets that are not due and those on event.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def rotation_status_cmd(ctx: click.Context, env: str | None, within: str, show_all: bool, fmt: str) -> None:
+    """Overdue and due-soon secrets. Exits 3 if any is overdue, 0 otherwise."""
+    from strongroom.rotation.catalog import DUE_SOON, OVERDUE
+
+    found = _status(ctx, env, within)
+    shown = found if show_all else [s for s in found if s.state in (OVERDUE, DUE_SOON)]
+    if fmt == "json":
+        out = [
+            {
+                "environment": s.env,
+                "path": s.path,
+                "name": s.item.entry.name,
+                "state": s.state,
+                "schedule": s.item.entry.schedule.display(),
+                "lastRotated": s.item.last_rotated.isoformat(),
+                "nextDue": None if s.item.next_due is None else s.item.next_due.isoformat(),
+                "owner": s.item.entry.owner,
+            }
+            for s in shown
+        ]
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+    elif not shown:
+        click.echo(f"nothing is overdue or due within {within} ({len(found)} catalogued)")
+    else:
+        from strongroom.cli.tables import print_table
+
+        print_table(
+            ("State", "Environment", "Name", "Schedule", "Last rotated", "Due", "Owner"),
+            [
+                (
+                    s.state,
+                    s.env,
+                    s.item.entry.name,
+                    s.item.entry.schedule.display(),
+                    s.item.last_rotated.date().isoformat(),
+                    "on event" if s.item.next_due is None else s.item.next_due.date().isoformat(),
+                    s.item.entry.owner or "-",
+                )
+                for s in shown
+            ],
+        )
+    if any(s.state == OVERDUE for s in found):
+        ctx.exit(EXIT_OVERDUE)
+
+
+@rotation.command("remind")
+@click.argument("env", required=False)
+@click.option("--within", default="14d", show_default=True, help="Remind about what is due within this.")
+@click.option("--dry-run", is_flag=True, help="Say what would be sent; send and record nothing.")
+@click.pass_context
+def rotation_remind(ctx: click.Context, env: str | None, within: str, dry_run: bool) -> None:
+    """Send one reminder per due period (e-mail and webhook event); for cron. Re-running sends nothing new."""
+    from strongroom.cli.app import _app
+    from strongroom.rotation.reminders import send_reminders, smtp_sender, smtp_settings
+
+    found = _status(ctx, env, within)
+    service = _service(ctx)
+    settings = smtp_settings(_app(ctx).environ, service)
+    send_mail = None if settings is None else smtp_sender(settings)
+    if settings is None:
+        click.echo("e-mail is not configured (STRONGROOM_SMTP_HOST); reminders go to webhooks only", err=True)
+    results = send_reminders(service, found, settings=settings, send_mail=send_mail, dry_run=dry_run)
+    for r in results:
+        due = r.item.item.next_due.date().isoformat() if r.item.item.next_due else "-"
+        click.echo(f"{r.outcome}: {r.item.env} {r.item.path} ({r.item.state}, due {due})")
+    sent = sum(1 for r in results if r.outcome == "sent")
+    click.echo(f"{sent} reminder(s) sent, {len(results) - sent} not", err=True)
