@@ -31,6 +31,7 @@ step "$sr" env tag aphiria.com/Preview stable
 step "$sr" env ls
 step "$sr" env get aphiria.com/Preview
 step "$sr" env history aphiria.com/Preview
+step "$sr" catalog ls
 step "$sr" env diff aphiria.com/Preview@1 aphiria.com/Preview@2
 step "$sr" run aphiria.com/Preview -- sh -c 'echo "the API would start with DB_USER=$DB_USER and PROMETHEUS_AUTH_TOKEN=$PROMETHEUS_AUTH_TOKEN"'
 step "$sr" audit ls --env aphiria.com/Preview
