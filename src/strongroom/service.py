@@ -941,6 +941,17 @@ class Service:
                 stack.extend((child, (*here, i)) for i, child in enumerate(node.value))
         return found
 
+    def seal(self, env: EnvRef, plaintext: str) -> str:
+        """Encrypt a value under ``env``'s data key, as ``fn::secret`` ciphertext (for state kept outside
+        the definition, such as a rotation's pending value)."""
+        from strongroom.crypto.format import encrypt_secret
+
+        return encrypt_secret(self._data_key(self._store.get_environment(env)), env, plaintext)
+
+    def unseal(self, env: EnvRef, token: str) -> str:
+        """Decrypt what :meth:`seal` made for ``env``."""
+        return self._decryptor(env)(token)
+
     def _decryptor(self, env: EnvRef) -> Callable[[str], str]:
         from strongroom.crypto.format import decrypt_secret
 

@@ -50,6 +50,7 @@ _LAZY = {
     "pulumi": ("strongroom.cli.pulumi", "pulumi"),
     "catalog": ("strongroom.cli.catalog", "catalog"),
     "rotation": ("strongroom.cli.rotation", "rotation"),
+    "rotate": ("strongroom.cli.rotate", "rotate"),
 }
 
 

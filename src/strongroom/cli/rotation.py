@@ -117,3 +117,64 @@ def rotation_remind(ctx: click.Context, env: str | None, within: str, dry_run: b
         click.echo(f"{r.outcome}: {r.item.env} {r.item.path} ({r.item.state}, due {due})")
     sent = sum(1 for r in results if r.outcome == "sent")
     click.echo(f"{sent} reminder(s) sent, {len(results) - sent} not", err=True)
+
+
+@rotation.command("history")
+@click.argument("env", required=False)
+@click.argument("path", required=False)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def rotation_history(ctx: click.Context, env: str | None, path: str | None, fmt: str) -> None:
+    """Past rotations (rotation.done and rotation.failed audit events), oldest first."""
+    from strongroom.language.paths import format_path, parse_path
+
+    ref = None if env is None else EnvRef.parse(env)
+    wanted = None if path is None else format_path(parse_path(path))
+    store = _service(ctx).store
+    records = [
+        rec
+        for action in ("rotation.done", "rotation.failed")
+        for rec in store.list_audit(environment=None if ref is None else str(ref), action=action)
+    ]
+    records.sort(key=lambda r: r.seq)
+    rows = []
+    for rec in records:
+        details = dict(rec.event.details)
+        if wanted is not None and details.get("path") != wanted:
+            continue
+        rows.append(
+            {
+                "at": rec.event.at,
+                "environment": rec.event.environment or "",
+                "path": details.get("path", ""),
+                "outcome": "done" if rec.event.action == "rotation.done" else "failed",
+                "rotator": details.get("rotator", ""),
+                "revision": rec.event.revision,
+                "step": details.get("step", ""),
+                "error": details.get("error", ""),
+                "actor": rec.event.actor,
+            }
+        )
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif not rows:
+        click.echo("no rotations recorded")
+    else:
+        from strongroom.cli.tables import print_table
+
+        print_table(
+            ("At", "Environment", "Path", "Outcome", "Rotator", "Revision", "Detail", "Actor"),
+            [
+                (
+                    str(r["at"]),
+                    str(r["environment"]),
+                    str(r["path"]),
+                    str(r["outcome"]),
+                    str(r["rotator"]),
+                    "-" if r["revision"] is None else str(r["revision"]),
+                    f"{r['step']}: {r['error']}" if r["error"] else "-",
+                    str(r["actor"]),
+                )
+                for r in rows
+            ],
+        )

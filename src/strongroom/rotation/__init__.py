@@ -1,7 +1,5 @@
-"""Secret rotation: the catalog of rotation metadata, due dates and reminders.
-
-The engine and rotators come later; this package holds only what they will read.
-"""
+"""Secret rotation: the catalog of rotation metadata, due dates, reminders, the crash-safe
+engine and its rotators (``random`` and ``manual`` built in; plug-ins by entry point)."""
 
 from __future__ import annotations
 
