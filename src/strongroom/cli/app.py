@@ -51,6 +51,7 @@ _LAZY = {
     "catalog": ("strongroom.cli.catalog", "catalog"),
     "rotation": ("strongroom.cli.rotation", "rotation"),
     "rotate": ("strongroom.cli.rotate", "rotate"),
+    "doctor": ("strongroom.cli.doctor", "doctor"),
 }
 
 

@@ -708,14 +708,14 @@ def _state_key(environment: str) -> str:
     return f"kubernetes:{environment}"
 
 
-def _remembered(service: Service, environment: str) -> frozenset[str]:
+def synced_secrets(service: Service, environment: str) -> frozenset[str]:
     """The ``namespace/name`` Secrets Strongroom has written for ``environment`` (kept in the store)."""
     raw = service.store.get_meta(_state_key(environment))
     return frozenset(json.loads(raw)) if raw else frozenset()
 
 
 def _remember(service: Service, environment: str, outcomes: list[Outcome]) -> None:
-    targets = set(_remembered(service, environment))
+    targets = set(synced_secrets(service, environment))
     for outcome in outcomes:
         if outcome.target.startswith("namespace/") or "/" not in outcome.target:
             continue
@@ -767,7 +767,7 @@ def status_from_cli(service: Service, ref: RevisionRef, options: Mapping[str, An
     client = _client(options)
     try:
         entries = kubernetes_status(
-            client, specs, key=key, environment=str(ref.env), synced=_remembered(service, str(ref.env))
+            client, specs, key=key, environment=str(ref.env), synced=synced_secrets(service, str(ref.env))
         )
     finally:
         client.close()
