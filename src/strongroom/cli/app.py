@@ -52,6 +52,7 @@ _LAZY = {
     "rotation": ("strongroom.cli.rotation", "rotation"),
     "rotate": ("strongroom.cli.rotate", "rotate"),
     "doctor": ("strongroom.cli.doctor", "doctor"),
+    "incident": ("strongroom.cli.incident", "incident"),
 }
 
 

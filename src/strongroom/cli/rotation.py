@@ -5,7 +5,7 @@ from __future__ import annotations
 __all__ = ["EXIT_OVERDUE", "rotation"]
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import click
@@ -178,3 +178,77 @@ def rotation_history(ctx: click.Context, env: str | None, path: str | None, fmt:
                 for r in rows
             ],
         )
+
+
+#: Rotators that need no person: ``run-due`` rotates these; the rest are listed as needing a person.
+UNATTENDED_ROTATORS = frozenset({"random"})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@rotation.command("run-due")
+@click.argument("env", required=False)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (for cron and CronJobs).")
+@click.pass_context
+def rotation_run_due(ctx: click.Context, env: str | None, yes: bool) -> None:
+    """Resume interrupted rotations, rotate what is overdue (unattended rotators), retry failures whose backoff is over.
+
+    Exits 1 if any rotation failed, 3 if overdue secrets remain that need a person, 0 otherwise.
+    """
+    from strongroom.rotation.catalog import OVERDUE, read_catalog
+    from strongroom.rotation.engine import RotationEngine, RotationResult
+
+    ref = None if env is None else EnvRef.parse(env)
+    service = _service(ctx)
+    engine = RotationEngine(service, clock=_now)
+    failed = 0
+
+    def report(result: RotationResult, what: str) -> None:
+        nonlocal failed
+        line = f"{what}: {result.env} {result.path}: {result.outcome}"
+        if result.revision is not None:
+            line += f" (revision {result.revision})"
+        if result.error:
+            line += f": {result.error}"
+        if result.retry_at is not None:
+            line += f"; retry after {result.retry_at.isoformat(timespec='minutes')}"
+        click.echo(line)
+        failed += result.outcome not in ("done", "nothing")
+
+    for result in engine.resume(ref):
+        report(result, "resumed")
+
+    from strongroom.rotation.catalog import rotation_status
+
+    found = rotation_status(read_catalog(service, ref), _now(), timedelta(0))
+    to_rotate: list[tuple[EnvRef, str, str]] = []
+    needs_person: list[tuple[str, str, str]] = []
+    for s in found:
+        name = s.item.entry.rotator_name
+        state = engine.state(EnvRef.parse(s.env), s.path) or {}
+        if s.state == OVERDUE and name not in UNATTENDED_ROTATORS:
+            needs_person.append((s.env, s.path, name or "no rotator"))
+        elif name in UNATTENDED_ROTATORS and (s.state == OVERDUE or state.get("status") == "failed"):
+            to_rotate.append((EnvRef.parse(s.env), s.path, "overdue" if s.state == OVERDUE else "retry"))
+    if to_rotate and not yes:
+        listed = ", ".join(f"{e} {p}" for e, p, _why in to_rotate)
+        click.confirm(f"Rotate {len(to_rotate)} secret(s): {listed}?", abort=True, err=True)
+    for target, path, why in to_rotate:
+        if not engine.retry_due(target, path):
+            retry_at = (engine.state(target, path) or {}).get("retry_at", "?")
+            click.echo(f"waiting: {target} {path}: failed earlier; retry after {retry_at}")
+            failed += 1
+            continue
+        report(engine.rotate(target, path), why)
+    for env_name, path, name in needs_person:
+        click.echo(f"needs a person: {env_name} {path} ({name}): strongroom rotate {env_name} '{path}'")
+    click.echo(
+        f"{sum(1 for _ in to_rotate)} rotation(s) attempted, {failed} failed, {len(needs_person)} need a person",
+        err=True,
+    )
+    if failed:
+        ctx.exit(1)
+    if needs_person:
+        ctx.exit(EXIT_OVERDUE)
