@@ -141,3 +141,47 @@ def test_resumes_an_interrupted_rotation(envs, run, clock) -> None:  # type: ign
     assert "resumed: acme/calm app.token: done" in res.output
     assert "overdue: acme/calm app.token" not in res.output  # finished by resume, not rotated twice
     assert current(envs, CALM) != OLD
+
+
+def test_the_server_rotates_what_is_due_by_itself(tmp_path):
+    """`strongroom serve` runs what `rotation run-due --yes` does, on its own schedule."""
+    import base64
+    import dataclasses
+    import os
+    import time
+    from datetime import timedelta
+
+    from strongroom.model import EnvRef
+    from strongroom.server.app import create_app
+    from strongroom.server.config import ServerConfig
+    from strongroom.server.testing import StrongroomServer, new_store
+    from strongroom.service import Service
+
+    key = base64.b64encode(os.urandom(32)).decode()
+    store, load = new_store(tmp_path / "srv", key)
+    setup = Service(store, load_keyring=load, actor="setup")
+    env = EnvRef("proj", "svc")
+    definition = (
+        "values:\n"
+        "  token:\n"
+        "    fn::secret: CANARY-old-token-value\n"
+        "rotation:\n"
+        "  token:\n"
+        "    purpose: bearer token\n"
+        "    schedule: annually\n"
+        "    lastRotated: 2000-01-01\n"
+        "    rotator: {random: {bytes: 16, encoding: hex}}\n"
+    )
+    setup.create_environment(env, definition)
+    config = dataclasses.replace(
+        ServerConfig.from_environ({"STRONGROOM_HOME": str(tmp_path / "srv")}), rotation_interval=timedelta(seconds=0.2)
+    )
+    try:
+        with StrongroomServer(create_app(config, store=store, load_keyring=load)):
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and setup.store.get_environment(env).latest_revision == 1:
+                time.sleep(0.1)
+        value = setup.read(RevisionRef(env), ("token",), show_secrets=True).reveal()
+    finally:
+        store.close()
+    assert value != "CANARY-old-token-value" and len(value) == 32

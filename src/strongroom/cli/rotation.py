@@ -5,7 +5,7 @@ from __future__ import annotations
 __all__ = ["EXIT_OVERDUE", "rotation"]
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
@@ -180,10 +180,6 @@ def rotation_history(ctx: click.Context, env: str | None, path: str | None, fmt:
         )
 
 
-#: Rotators that need no person: ``run-due`` rotates these; the rest are listed as needing a person.
-UNATTENDED_ROTATORS = frozenset({"random"})
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -197,8 +193,8 @@ def rotation_run_due(ctx: click.Context, env: str | None, yes: bool) -> None:
 
     Exits 1 if any rotation failed, 3 if overdue secrets remain that need a person, 0 otherwise.
     """
-    from strongroom.rotation.catalog import OVERDUE, read_catalog
     from strongroom.rotation.engine import RotationEngine, RotationResult
+    from strongroom.rotation.scheduler import plan_due, rotate_due
 
     ref = None if env is None else EnvRef.parse(env)
     service = _service(ctx)
@@ -217,38 +213,25 @@ def rotation_run_due(ctx: click.Context, env: str | None, yes: bool) -> None:
         click.echo(line)
         failed += result.outcome not in ("done", "nothing")
 
-    for result in engine.resume(ref):
+    plan = plan_due(service, engine, ref, _now())
+    for result in plan.resumed:
         report(result, "resumed")
-
-    from strongroom.rotation.catalog import rotation_status
-
-    found = rotation_status(read_catalog(service, ref), _now(), timedelta(0))
-    to_rotate: list[tuple[EnvRef, str, str]] = []
-    needs_person: list[tuple[str, str, str]] = []
-    for s in found:
-        name = s.item.entry.rotator_name
-        state = engine.state(EnvRef.parse(s.env), s.path) or {}
-        if s.state == OVERDUE and name not in UNATTENDED_ROTATORS:
-            needs_person.append((s.env, s.path, name or "no rotator"))
-        elif name in UNATTENDED_ROTATORS and (s.state == OVERDUE or state.get("status") == "failed"):
-            to_rotate.append((EnvRef.parse(s.env), s.path, "overdue" if s.state == OVERDUE else "retry"))
-    if to_rotate and not yes:
-        listed = ", ".join(f"{e} {p}" for e, p, _why in to_rotate)
-        click.confirm(f"Rotate {len(to_rotate)} secret(s): {listed}?", abort=True, err=True)
-    for target, path, why in to_rotate:
-        if not engine.retry_due(target, path):
-            retry_at = (engine.state(target, path) or {}).get("retry_at", "?")
-            click.echo(f"waiting: {target} {path}: failed earlier; retry after {retry_at}")
+    if plan.to_rotate and not yes:
+        listed = ", ".join(f"{e} {p}" for e, p, _why in plan.to_rotate)
+        click.confirm(f"Rotate {len(plan.to_rotate)} secret(s): {listed}?", abort=True, err=True)
+    for outcome in rotate_due(engine, plan.to_rotate):
+        if outcome.result is None:
+            click.echo(f"waiting: {outcome.env} {outcome.path}: failed earlier; retry after {outcome.retry_at}")
             failed += 1
             continue
-        report(engine.rotate(target, path), why)
-    for env_name, path, name in needs_person:
+        report(outcome.result, outcome.why)
+    for env_name, path, name in plan.needs_person:
         click.echo(f"needs a person: {env_name} {path} ({name}): strongroom rotate {env_name} '{path}'")
     click.echo(
-        f"{sum(1 for _ in to_rotate)} rotation(s) attempted, {failed} failed, {len(needs_person)} need a person",
+        f"{len(plan.to_rotate)} rotation(s) attempted, {failed} failed, {len(plan.needs_person)} need a person",
         err=True,
     )
     if failed:
         ctx.exit(1)
-    if needs_person:
+    if plan.needs_person:
         ctx.exit(EXIT_OVERDUE)

@@ -114,6 +114,43 @@ async def _dispatch_webhooks(state: ServerState) -> None:
             _log.warning("webhook delivery round failed: %s", type(exc).__name__)
 
 
+def _rotate_due_once(state: ServerState) -> None:
+    from strongroom.rotation.engine import RotationEngine
+    from strongroom.rotation.scheduler import plan_due, rotate_due
+    from strongroom.service import Service
+
+    store = state.store
+    if store is None:
+        return
+    service = Service(
+        store, load_keyring=state.keyring, actor="strongroom-rotation", client="server", clock=state.clock
+    )
+    engine = RotationEngine(service, clock=state.clock)
+    plan = plan_due(service, engine, None, state.clock())
+    results = [*plan.resumed, *(o.result for o in rotate_due(engine, plan.to_rotate) if o.result is not None)]
+    for result in results:
+        state.metrics.rotations.labels(str(result.env), "scheduled", result.outcome).inc()
+    if plan.needs_person:
+        _log.warning("%d overdue secret(s) need a person (strongroom rotation status)", len(plan.needs_person))
+
+
+async def _rotate_due(state: ServerState) -> None:
+    """Scheduled rotation inside the server: what ``strongroom rotation run-due --yes`` does, periodically.
+
+    Rotations are locked per secret, so several server processes (or a cron job beside
+    them) do not rotate the same secret twice.
+    """
+    interval = state.config.rotation_interval
+    if interval is None:
+        return
+    while True:
+        await asyncio.sleep(interval.total_seconds())
+        try:
+            await run_in_threadpool(_rotate_due_once, state)
+        except Exception as exc:  # retried next round; a failure must not stop the server
+            _log.warning("scheduled rotation round failed: %s", type(exc).__name__)
+
+
 def _lifespan(
     state: ServerState, given: Store | None
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
@@ -126,10 +163,11 @@ def _lifespan(
             state.attach(store, owned=True)
         sweeper = asyncio.create_task(_sweep_sessions(state))
         dispatcher = asyncio.create_task(_dispatch_webhooks(state))
+        rotator = asyncio.create_task(_rotate_due(state))
         try:
             yield
         finally:
-            for task in (sweeper, dispatcher):
+            for task in (sweeper, dispatcher, rotator):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

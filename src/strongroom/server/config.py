@@ -75,6 +75,14 @@ def _secret_setting(environ: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+def _rotation_interval(text: str | None) -> timedelta | None:
+    if text is None:
+        return timedelta(hours=1)
+    if text.strip().lower() in ("off", "0", "never"):
+        return None
+    return _duration("STRONGROOM_ROTATION_INTERVAL", text)
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """What the server needs to know before it starts. Build it with :meth:`from_environ`."""
@@ -91,6 +99,8 @@ class ServerConfig:
     organization: str = DEFAULT_ORGANIZATION
     #: How often webhook deliveries are attempted (STRONGROOM_WEBHOOK_INTERVAL, e.g. 2s).
     webhook_interval: timedelta = timedelta(seconds=2)
+    #: How often the server rotates what is due (STRONGROOM_ROTATION_INTERVAL, e.g. 1h; "off" disables).
+    rotation_interval: timedelta | None = timedelta(hours=1)
     #: Offer ``fn::open::env`` (the server's own environment) to definitions (STRONGROOM_SERVER_ENV_PROVIDER=1).
     env_provider: bool = False
     #: The process environment (key providers read STRONGROOM_MASTER_KEY etc. from it). Never shown.
@@ -136,6 +146,7 @@ class ServerConfig:
                 else _duration("STRONGROOM_WEBHOOK_INTERVAL", str(get("STRONGROOM_WEBHOOK_INTERVAL")))
             ),
             env_provider=get("STRONGROOM_SERVER_ENV_PROVIDER") == "1",
+            rotation_interval=_rotation_interval(get("STRONGROOM_ROTATION_INTERVAL")),
             environ=dict(environ),
         )
 

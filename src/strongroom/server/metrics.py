@@ -59,7 +59,6 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
-        # Nothing rotates yet: the family is declared so dashboards and alerts can be written now.
         self.rotations = Counter(
             "strongroom_rotations",
             "Secret rotations, by environment, provider and outcome.",
