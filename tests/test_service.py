@@ -512,7 +512,7 @@ def test_runbook_values_that_are_not_credentials(path, value):
     [
         (("pulumiConfig", "namespace:imagePullSecret:token"), "ghp_YOUR_TOKEN"),
         (("pulumiConfig", "namespace:imagePullSecret:username"), "ghp_YOUR_TOKEN"),  # a prefix anywhere
-        (("anything",), "ghp_0123456789abcdefghijklmnopqrstuvwxyz"),
+        (("anything",), "ghp_EXAMPLE456789abcdefghijklmnopqrstuvwxyz"),
         (("pulumiConfig", "gateway:digitaloceanDnsToken"), "dop_v1_YOUR_TOKEN_HERE"),
         (("a", 0), "dop_v1_x"),
         (("pulumiConfig", "prometheus:authToken"), "ab12" * 16),  # openssl rand -hex 32
