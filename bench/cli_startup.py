@@ -22,7 +22,6 @@ Run:  /tmp/venv/bin/python bench/cli_startup.py [--quick]
 from __future__ import annotations
 
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -83,15 +82,6 @@ def run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]
     return done
 
 
-def time_once(cmd: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter_ns()
-    code = subprocess.call(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    took = (time.perf_counter_ns() - start) / 1e9
-    if code != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({code})")
-    return took
-
-
 def import_times(cmd: list[str], env: dict[str, str], runs: int) -> list[tuple[str, int, float, float]]:
     """``(module, depth, cumulative s, self s)`` per module: the median over ``runs`` runs of ``-X importtime``."""
     per_module: dict[tuple[str, int], list[tuple[float, float]]] = {}
@@ -149,22 +139,9 @@ def main() -> None:
         if "[secret]" not in masked or "[secret]" in shown:
             raise RuntimeError("env get output is not what this benchmark expects")
 
-        rng = random.Random(7)
-        samples: dict[str, list[float]] = {label: [] for label in commands}
-        for round_number in range(warmup + runs):
-            order = list(commands)
-            rng.shuffle(order)
-            for label in order:
-                took = time_once(commands[label], env)
-                if round_number >= warmup:
-                    samples[label].append(took)
-
+        samples = common.time_interleaved(commands, env, runs=runs, warmup=warmup)
         bare = statistics.median(samples["python -c pass"])
-        rows = []
-        for label, values in samples.items():
-            median = statistics.median(values)
-            rows.append([label, str(len(values)), common.ms(min(values)), common.ms(median), f"{median / bare:.1f}x"])
-        common.print_table(("command", "runs", "min ms", "median ms", "median / bare"), rows)
+        common.print_against_baseline(samples, "python -c pass")
 
         get_median = statistics.median(samples[f"strongroom env get {ENV}"])
         ratio = get_median / bare

@@ -12,9 +12,11 @@ import json
 import math
 import os
 import platform
+import random
 import re
 import secrets
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -307,3 +309,42 @@ def fill(store: Store, keyring: Keyring, template: EnvTemplate, indexes: Iterabl
             ref, data_key=wrapped, key_id=key_id, definition=definition, compiled=compiled, author=ACTOR, at=at
         )
     return time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------- whole processes
+
+
+def time_once(cmd: list[str], env: dict[str, str], *, expect: int = 0) -> float:
+    """Seconds one run of ``cmd`` takes; ``RuntimeError`` if it exits with another code than ``expect``."""
+    start = time.perf_counter_ns()
+    code = subprocess.call(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    took = (time.perf_counter_ns() - start) / 1e9
+    if code != expect:
+        raise RuntimeError(f"{' '.join(cmd)} exited {code}")
+    return took
+
+
+def time_interleaved(
+    commands: dict[str, list[str]], env: dict[str, str], *, runs: int, warmup: int
+) -> dict[str, list[float]]:
+    """Run every command ``warmup + runs`` times in shuffled rounds (fixed seed); keep the last ``runs``."""
+    rng = random.Random(7)
+    samples: dict[str, list[float]] = {label: [] for label in commands}
+    for round_number in range(warmup + runs):
+        order = list(commands)
+        rng.shuffle(order)
+        for label in order:
+            took = time_once(commands[label], env)
+            if round_number >= warmup:
+                samples[label].append(took)
+    return samples
+
+
+def print_against_baseline(samples: dict[str, list[float]], baseline: str) -> None:
+    """A table of runs, min and median per command, and its median over the ``baseline`` command's."""
+    bare = statistics.median(samples[baseline])
+    rows = []
+    for label, values in samples.items():
+        median = statistics.median(values)
+        rows.append([label, str(len(values)), ms(min(values)), ms(median), f"{median / bare:.1f}x"])
+    print_table(("command", "runs", "min ms", "median ms", "median / bare"), rows)

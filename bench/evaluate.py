@@ -209,15 +209,6 @@ def strongroom_command() -> tuple[list[str], str]:
     return [sys.executable, "-m", "strongroom"], f"{sys.executable} -m strongroom (no console script)"
 
 
-def time_once(cmd: list[str], env: dict[str, str], *, expect: int = 0) -> float:
-    start = time.perf_counter_ns()
-    code = subprocess.call(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    took = (time.perf_counter_ns() - start) / 1e9
-    if code != expect:
-        raise RuntimeError(f"{' '.join(cmd)} exited {code}")
-    return took
-
-
 def whole_process(base: list[str], env: dict[str, str], runs: int, warmup: int) -> dict[str, float]:
     commands = {
         "python -c pass": [sys.executable, "-c", "pass"],
@@ -229,21 +220,8 @@ def whole_process(base: list[str], env: dict[str, str], runs: int, warmup: int) 
     )
     if not check.stdout.strip():
         raise RuntimeError("strongroom run did not pass the variables")
-    rng = random.Random(7)
-    samples: dict[str, list[float]] = {label: [] for label in commands}
-    for round_number in range(warmup + runs):
-        order = list(commands)
-        rng.shuffle(order)
-        for label in order:
-            took = time_once(commands[label], env)
-            if round_number >= warmup:
-                samples[label].append(took)
-    bare = statistics.median(samples["python -c pass"])
-    rows = []
-    for label, values in samples.items():
-        median = statistics.median(values)
-        rows.append([label, str(len(values)), common.ms(min(values)), common.ms(median), f"{median / bare:.1f}x"])
-    common.print_table(("command", "runs", "min ms", "median ms", "median / bare"), rows)
+    samples = common.time_interleaved(commands, env, runs=runs, warmup=warmup)
+    common.print_against_baseline(samples, "python -c pass")
     return {label: statistics.median(values) for label, values in samples.items()}
 
 
@@ -334,14 +312,14 @@ def masking(
         "cat FILE": ["cat", str(big)],
         f"strongroom run {MASKING} -- cat FILE": [*base, "run", str(MASKING), "--", "cat", str(big)],
     }
-    time_once(commands["cat FILE"], env)  # page cache
+    common.time_once(commands["cat FILE"], env)  # page cache
     samples: dict[str, list[float]] = {label: [] for label in commands}
     order_rng = random.Random(3)
     for _ in range(runs):
         order = list(commands)
         order_rng.shuffle(order)
         for label in order:
-            samples[label].append(time_once(commands[label], env))
+            samples[label].append(common.time_once(commands[label], env))
     rows = []
     rates = {}
     for label, values in samples.items():
