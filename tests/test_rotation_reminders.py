@@ -139,3 +139,150 @@ def test_smtp_settings_from_environment_and_store(service) -> None:  # noqa: F81
     assert settings.recipients == ("admin@example.com",) and settings.sender == "alerts@example.com"
     assert CANARY not in repr(settings)
     assert smtp_settings({}, service) is None
+
+
+# -- STARTTLS and login, and two runs at once ----------------------------------------------------
+
+SMTP_PASSWORD = "CANARY-smtp-password-41c2"
+
+
+def _self_signed(tmp_path) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """A certificate for 127.0.0.1 (and its key), written to files, as a private mail relay would have."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "smtp.crt", tmp_path / "smtp.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(cert_file), str(key_file)
+
+
+@pytest.fixture
+def tls_smtp(tmp_path) -> Iterator[tuple[Inbox, int, str, list[str]]]:  # type: ignore[no-untyped-def]
+    """A real SMTP server that requires STARTTLS before anything, and a login (LOGIN/PLAIN) after it."""
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult
+
+    cert_file, key_file = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    logins: list[str] = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+        logins.append(f"{mechanism}:{auth_data.login.decode()}:{session.ssl is not None}")
+        ok = auth_data.login == b"alerts@example.com" and auth_data.password == SMTP_PASSWORD.encode()
+        return AuthResult(success=ok)
+
+    inbox = Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=True,
+        auth_required=True,
+        auth_require_tls=True,
+        authenticator=authenticator,
+    )
+    controller.start()
+    try:
+        yield inbox, port, cert_file, logins
+    finally:
+        controller.stop()
+
+
+def test_starttls_and_login_over_real_smtp(service, tls_smtp) -> None:  # noqa: F811
+    inbox, port, cert_file, logins = tls_smtp
+    service.create_environment(ENV, DEFINITION)
+    settings = smtp_settings(
+        {
+            "STRONGROOM_SMTP_HOST": "127.0.0.1",
+            "STRONGROOM_SMTP_PORT": str(port),
+            "STRONGROOM_SMTP_USER": "alerts@example.com",
+            "STRONGROOM_SMTP_PASSWORD": SMTP_PASSWORD,
+            "STRONGROOM_SMTP_TO": "ops@example.com",
+            "STRONGROOM_SMTP_CA_FILE": cert_file,
+        },
+        service,
+    )
+    assert settings is not None and settings.starttls  # STARTTLS is the default
+    assert [r.outcome for r in remind(service, settings, T0)] == ["sent"]
+    assert len(inbox.messages) == 1
+    assert logins and all(entry.endswith(":True") for entry in logins)  # logged in only inside TLS
+    assert inbox.messages[0][0] == "alerts@example.com"
+
+
+def test_starttls_refuses_an_untrusted_certificate_and_plain_is_refused(service, tls_smtp) -> None:  # noqa: F811
+    from strongroom.errors import StrongroomError
+
+    inbox, port, cert_file, logins = tls_smtp
+    service.create_environment(ENV, DEFINITION)
+    base = dict(host="127.0.0.1", port=port, user="alerts@example.com", password=SMTP_PASSWORD)
+    untrusted = SmtpSettings(**base, starttls=True, recipients=("ops@example.com",), timeout=5)  # type: ignore[arg-type]
+    with pytest.raises(StrongroomError) as caught:
+        remind(service, untrusted, T0)
+    assert "SSLCertVerificationError" in caught.value.message and SMTP_PASSWORD not in str(caught.value)
+    plain = SmtpSettings(**base, starttls=False, recipients=("ops@example.com",), timeout=5)  # type: ignore[arg-type]
+    with pytest.raises(StrongroomError, match="could not send"):
+        remind(service, plain, T0)
+    assert inbox.messages == [] and logins == []  # the password never went over an unencrypted line
+    assert service.store.list_audit(action="rotation.reminder") == []
+    # Nothing was recorded: with the right trust, the next run sends it.
+    trusted = SmtpSettings(  # type: ignore[arg-type]
+        **base, starttls=True, recipients=("ops@example.com",), ca_file=cert_file, timeout=5
+    )
+    assert [r.outcome for r in remind(service, trusted, T0)] == ["sent"]
+
+
+def test_two_runs_at_once_send_one_reminder(make_service, service, smtp) -> None:  # noqa: F811
+    import threading
+
+    inbox, port = smtp
+    service.create_environment(ENV, DEFINITION)
+    settings = SmtpSettings(host="127.0.0.1", port=port, starttls=False, recipients=("ops@example.com",))
+    services = [make_service() for _ in range(4)]
+    barrier = threading.Barrier(len(services))
+    outcomes: list[str] = []
+
+    def run(svc) -> None:  # type: ignore[no-untyped-def]
+        items = rotation_status(read_catalog(svc), T0, timedelta(days=14))
+        barrier.wait()
+        sent = send_reminders(svc, items, settings=settings, send_mail=smtp_sender(settings))
+        outcomes.extend(r.outcome for r in sent)
+
+    threads = [threading.Thread(target=run, args=(svc,)) for svc in services]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["already sent"] * 3 + ["sent"]
+    assert len(inbox.messages) == 1
+    assert len(service.store.list_audit(action="rotation.reminder")) == 1

@@ -27,7 +27,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -267,6 +267,10 @@ class Service:
 
     def _now(self) -> str:
         return format_time(self._clock())
+
+    def now(self) -> datetime:
+        """The service's clock (injected in tests)."""
+        return self._clock()
 
     # -- audit --------------------------------------------------------------------------------
 
@@ -1155,10 +1159,28 @@ class Service:
         raise AssertionError("unreachable")
 
     def set_value(
-        self, env: EnvRef, path: Path, value: Any, *, secret: bool = False, plaintext_ok: bool = False
+        self,
+        env: EnvRef,
+        path: Path,
+        value: Any,
+        *,
+        secret: bool = False,
+        plaintext_ok: bool = False,
+        also: Sequence[tuple[Path, str]] = (),
     ) -> RevisionRecord:
-        """``env set``. With ``secret`` the value is encrypted; a credential-like plaintext is refused."""
+        """``env set``. With ``secret`` the value is encrypted; a credential-like plaintext is refused.
+
+        ``also``: plain values written in the same revision (a rotation's companion values,
+        such as the user name that goes with a new password).
+        """
         self._require("write", env)
+        for extra_path, extra in also:
+            if not extra_path:
+                raise PathError("a path is required for every companion value")
+            if looks_like_credential(extra_path, extra):
+                raise InvalidInputError(
+                    f"{format_path(extra_path, 'values')} looks like a credential and would be stored in plaintext"
+                )
         if not path:
             raise PathError("a path is required", hint='for example: pulumiConfig."postgresql:password"')
         size = (
@@ -1182,8 +1204,11 @@ class Service:
         details = [("change", "set"), ("path", format_path(path, "values"))]
         if secret:
             details.append(("value_hmac", self.value_hmac(value)))
+        details.extend(("also", format_path(extra_path, "values")) for extra_path, _extra in also)
 
         def apply(doc: Document, record: EnvironmentRecord) -> None:
+            for extra_path, extra in also:
+                doc.set(extra_path, extra)
             if secret:
                 from ruamel.yaml.comments import CommentedMap
 

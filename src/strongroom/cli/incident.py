@@ -14,7 +14,6 @@ from __future__ import annotations
 __all__ = ["incident"]
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +23,7 @@ from strongroom.errors import StrongroomError, UsageError
 from strongroom.model import EnvRef, RevisionRef
 
 if TYPE_CHECKING:
-    from strongroom.rotation.engine import Propagator
     from strongroom.rotation.incident import BlastRadius
-    from strongroom.service import Service
 
 
 def _now() -> datetime:
@@ -72,51 +69,6 @@ class _IncidentGroup(click.Group):
 @click.group(cls=_IncidentGroup)
 def incident() -> None:
     """Respond to a compromised secret (incident ENV PATH), or list incidents (incident ls)."""
-
-
-def _propagators(
-    service: Service,
-    radius: BlastRadius,
-    *,
-    kube_options: dict[str, Any] | None,
-    github_api_url: str | None,
-    environ: dict[str, str],
-    outcomes: list[dict[str, str]],
-) -> list[Propagator]:
-    """Re-sync callbacks for the engine's propagate step: one per tier and carrying environment."""
-    from strongroom.language.paths import Path
-
-    found: list[Propagator] = []
-
-    def resync(tier: str, name: str, run: Callable[[], int]) -> Propagator:
-        def propagate(_env: EnvRef, _path: Path, _revision: int) -> None:
-            try:
-                code = run()
-                outcomes.append({"tier": tier, "environment": name, "outcome": "ok" if code == 0 else "failed"})
-            except StrongroomError as exc:  # recorded and shown; the rotation itself stands
-                outcomes.append({"tier": tier, "environment": name, "outcome": f"failed: {exc.message}"})
-
-        return propagate
-
-    if kube_options is not None:
-        from strongroom.tiers import kubernetes
-
-        def kube_sync(ref: RevisionRef, options: dict[str, Any]) -> Callable[[], int]:
-            return lambda: kubernetes.sync_from_cli(service, ref, options)
-
-        for name in sorted({k.environment for k in radius.kubernetes}):
-            found.append(resync("kubernetes", name, kube_sync(RevisionRef(EnvRef.parse(name)), kube_options)))
-    if github_api_url is not None:
-        from strongroom.tiers import github
-
-        def github_sync(ref: RevisionRef, api_url: str) -> Callable[[], int]:
-            return lambda: github.run_sync(
-                service, ref, api_url=api_url, environ=environ, echo=click.echo, progress=False
-            )
-
-        for name in sorted({g.environment for g in radius.github}):
-            found.append(resync("github", name, github_sync(RevisionRef(EnvRef.parse(name)), github_api_url)))
-    return found
 
 
 def _print_radius(radius: BlastRadius) -> None:
@@ -185,17 +137,17 @@ def respond(
     radius = inc.blast_radius(service, ref, path_text, plaintext)
     del plaintext
 
+    from strongroom.rotation.propagate import TierPropagator, TierSettings
+
     kube_options = {"kubeconfig": kubeconfig, "kube_context": kube_context} if kubeconfig or kube_context else None
-    propagation: list[dict[str, str]] = []
-    propagators = _propagators(
-        service,
-        radius,
-        kube_options=kube_options,
+    settings = TierSettings(
+        kubernetes=kube_options,
+        github=github_api_url is not None,
         github_api_url=github_api_url,
         environ=dict(app.environ),
-        outcomes=propagation,
     )
-    engine = RotationEngine(service, clock=_now, propagators=propagators)
+    propagator = TierPropagator(service, settings, echo=click.echo)
+    engine = RotationEngine(service, clock=_now, propagators=[propagator])
     revision: int | None = None
     try:
         result = engine.rotate(ref, path_text)
@@ -207,12 +159,10 @@ def respond(
             click.echo(f"rotate: {step}: {what}")
         outcome, error, revision = result.outcome, result.error or "", result.revision
 
-    to_resync: list[str] = []
-    if kube_options is None:
-        to_resync += [
-            f"strongroom sync {n} --to kubernetes" for n in sorted({k.environment for k in radius.kubernetes})
-        ]
-    if github_api_url is None:
+    propagation = [o.to_json() for o in propagator.outcomes if o.outcome != "not configured"]
+    to_resync = [o.command for o in propagator.not_configured]
+    if outcome != "done":  # nothing was propagated: every carrier needs a re-sync once the value is replaced
+        to_resync = [f"strongroom sync {n} --to kubernetes" for n in sorted({k.environment for k in radius.kubernetes})]
         to_resync += [f"strongroom sync {n} --to github" for n in sorted({g.environment for g in radius.github})]
     for p in propagation:
         click.echo(f"re-synced {p['tier']} from {p['environment']}: {p['outcome']}")

@@ -6,10 +6,11 @@ __all__ = ["EXIT_OVERDUE", "rotation"]
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from strongroom.cli.rotate import make_propagator, propagation_options, report_propagation
 from strongroom.errors import UsageError
 from strongroom.model import EnvRef
 
@@ -187,18 +188,21 @@ def _now() -> datetime:
 @rotation.command("run-due")
 @click.argument("env", required=False)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (for cron and CronJobs).")
+@propagation_options
 @click.pass_context
-def rotation_run_due(ctx: click.Context, env: str | None, yes: bool) -> None:
+def rotation_run_due(ctx: click.Context, /, env: str | None, yes: bool, **tiers: Any) -> None:
     """Resume interrupted rotations, rotate what is overdue (unattended rotators), retry failures whose backoff is over.
 
     Exits 1 if any rotation failed, 3 if overdue secrets remain that need a person, 0 otherwise.
     """
+    from strongroom.cli.app import _app
     from strongroom.rotation.engine import RotationEngine, RotationResult
     from strongroom.rotation.scheduler import plan_due, rotate_due
 
     ref = None if env is None else EnvRef.parse(env)
     service = _service(ctx)
-    engine = RotationEngine(service, clock=_now)
+    propagator = make_propagator(service, dict(_app(ctx).environ), tiers)
+    engine = RotationEngine(service, clock=_now, propagators=() if propagator is None else (propagator,))
     failed = 0
 
     def report(result: RotationResult, what: str) -> None:
@@ -225,6 +229,8 @@ def rotation_run_due(ctx: click.Context, env: str | None, yes: bool) -> None:
             failed += 1
             continue
         report(outcome.result, outcome.why)
+    if propagator is not None:
+        failed += report_propagation(propagator)
     for env_name, path, name in plan.needs_person:
         click.echo(f"needs a person: {env_name} {path} ({name}): strongroom rotate {env_name} '{path}'")
     click.echo(

@@ -34,10 +34,12 @@ if TYPE_CHECKING:
     from strongroom.model import EnvRef
     from strongroom.service import Service
 
-FIELDS = ("name", "purpose", "owner", "usedBy", "schedule", "rotator", "procedure", "lastRotated")
+FIELDS = ("name", "purpose", "owner", "usedBy", "schedule", "rotator", "procedure", "verify", "lastRotated")
 PROCEDURE_FIELDS = ("steps", "url", "scopes", "prefix", "expiry", "revokeUrl")
 BUILTIN_ROTATORS = ("random", "postgresql", "manual")
 RANDOM_ENCODINGS = ("hex", "base64", "urlsafe")
+#: Verifiers a ``verify:`` entry can name, with the spec fields each requires.
+VERIFIERS = {"http": ("url",), "postgresql": ("user",), "smtp": ("host",), "registry": ("registry", "username")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,33 @@ def _check_procedure(value: Any, issues: list[Issue]) -> None:
             issues.append(Issue(("procedure", key), f"procedure {key} must be a string"))
 
 
+def _check_verify(value: Any, issues: list[Issue]) -> None:
+    hint = "write verify: {http: {url: https://example.com/metrics}} (or postgresql, smtp, registry)"
+    if not isinstance(value, dict) or len(value) != 1:
+        issues.append(Issue(("verify",), "verify must be an object with one key, the verifier's name", hint))
+        return
+    ((name, spec),) = value.items()
+    if name not in VERIFIERS:
+        suggestion = did_you_mean(str(name), tuple(VERIFIERS))
+        issues.append(
+            Issue(
+                ("verify", name),
+                f"unknown verifier {name!r}" + (f'; did you mean "{suggestion}"?' if suggestion else ""),
+                "verifiers are " + ", ".join(VERIFIERS),
+                at_key=True,
+            )
+        )
+        return
+    if not isinstance(spec, dict):
+        issues.append(Issue(("verify", name), f"the {name} verifier's settings must be an object", hint))
+        return
+    for required in VERIFIERS[name]:
+        if not isinstance(spec.get(required), str) or not spec[required]:
+            issues.append(
+                Issue(("verify", name), f"the {name} verifier needs {required}", f"add {required}: ... under {name}")
+            )
+
+
 def check_entry(path_text: str, data: Any) -> tuple[str | None, dict[str, Any] | None, list[Issue]]:
     """Check one ``rotation:`` entry: (canonical path, the entry as plain JSON, issues).
 
@@ -186,6 +215,8 @@ def check_entry(path_text: str, data: Any) -> tuple[str | None, dict[str, Any] |
             _check_rotator(value, issues)
         elif key == "procedure":
             _check_procedure(value, issues)
+        elif key == "verify":
+            _check_verify(value, issues)
         elif key == "lastRotated":
             try:
                 parse_date(str(value))
@@ -227,6 +258,7 @@ class CatalogEntry:
     rotator: Mapping[str, Any]
     procedure: Mapping[str, Any]
     declared_last_rotated: datetime | None
+    verify: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, env: str, path: str, data: Mapping[str, Any]) -> CatalogEntry:
@@ -242,6 +274,7 @@ class CatalogEntry:
             rotator=dict(data.get("rotator") or {}),
             procedure=dict(data.get("procedure") or {}),
             declared_last_rotated=None if last is None else parse_date(str(last)),
+            verify=dict(data.get("verify") or {}),
         )
 
     @property

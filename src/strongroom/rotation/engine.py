@@ -27,16 +27,18 @@ from typing import TYPE_CHECKING, Any
 from strongroom.errors import ConflictError, InvalidInputError, NotFoundError, PathError, StrongroomError
 from strongroom.language.paths import Path, format_path, parse_path
 from strongroom.model import EnvRef, RevisionRef, Secret
-from strongroom.rotation.rotators import AnnouncesFinish, Rotator, RotatorIO, load_rotator
+from strongroom.rotation.rotators import AnnouncesFinish, Rotated, Rotator, RotatorIO, load_rotator
 
 if TYPE_CHECKING:
+    from strongroom.rotation.verifiers import Verifier
     from strongroom.service import Service
 
 STEPS = ("create", "set", "test", "finish", "propagate")
 STATE_PREFIX = "rotation:state:"
 LOCK_PREFIX = "rotation:lock:"
-#: A propagation callback: (environment, path, new revision). Must be idempotent (repeated after a crash).
-Propagator = Callable[[EnvRef, Path, int], None]
+#: A propagation callback: (environment, path, new revision) -> a line saying what it did (or None).
+#: Must be idempotent (repeated after a crash); it should report a failed re-sync rather than raise.
+Propagator = Callable[[EnvRef, Path, int], "str | None"]
 #: Called at ``before:<step>`` (state written, side effect not yet done) and ``after:<step>``; for tests.
 StepObserver = Callable[[str], None]
 
@@ -85,6 +87,7 @@ class RotationEngine:
         backoff: timedelta = timedelta(hours=1),
         max_backoff: timedelta = timedelta(days=1),
         observe: StepObserver | None = None,
+        verifiers: Mapping[str, Verifier] | None = None,
     ) -> None:
         self._service = service
         self._clock = clock
@@ -97,6 +100,7 @@ class RotationEngine:
         self._max_backoff = max_backoff
         self._observe = observe or (lambda _point: None)
         self._owner = secrets.token_hex(16)
+        self._verifiers = dict(verifiers) if verifiers is not None else None
 
     def __repr__(self) -> str:
         return f"RotationEngine(service={self._service!r})"
@@ -126,10 +130,10 @@ class RotationEngine:
         return self._service.unseal(env, token)
 
     def _acquire(self, env: EnvRef, path_text: str) -> None:
-        """Take the lock record: refused while another owner's unexpired lock stands.
+        """Take the lock record with a compare-and-set: refused while another owner's unexpired lock stands.
 
-        Store meta has no compare-and-set, so this writes then re-reads to confirm ownership:
-        two processes racing in the same instant can both pass (see docs/rotation.md).
+        ``Store.swap_meta`` writes only if the record is still what was read, so of several
+        processes (or servers on one PostgreSQL) racing for a free or expired lock, one wins.
         """
         key = self._key(LOCK_PREFIX, env, path_text)
         now = self._clock()
@@ -140,17 +144,17 @@ class RotationEngine:
                 f"{path_text} in {env} is being rotated by another process",
                 hint=f"wait for it to finish; a crashed holder's lock expires at {held['expires']}",
             )
-        mine = {"owner": self._owner, "expires": _iso(now + self._lock_ttl)}
-        self._service.store.set_meta(key, json.dumps(mine, sort_keys=True))
-        confirmed = json.loads(self._service.store.get_meta(key) or "{}")
-        if confirmed.get("owner") != self._owner:
-            raise RotationInProgressError(f"{path_text} in {env} is being rotated by another process")
+        mine = json.dumps({"owner": self._owner, "expires": _iso(now + self._lock_ttl)}, sort_keys=True)
+        if not self._service.store.swap_meta(key, raw, mine):
+            raise RotationInProgressError(
+                f"{path_text} in {env} is being rotated by another process", hint="wait for it to finish"
+            )
 
     def _release(self, env: EnvRef, path_text: str) -> None:
         key = self._key(LOCK_PREFIX, env, path_text)
-        held = json.loads(self._service.store.get_meta(key) or "{}")
-        if held.get("owner") == self._owner:
-            self._service.store.set_meta(key, "")
+        raw = self._service.store.get_meta(key)
+        if raw and json.loads(raw).get("owner") == self._owner:
+            self._service.store.swap_meta(key, raw, "")
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -165,6 +169,7 @@ class RotationEngine:
                     break
                 inputs = dict(item.entry.rotator.get(name) or {})
                 inputs["procedure"] = dict(item.entry.procedure)
+                inputs["verify"] = dict(item.entry.verify)
                 return name, inputs
         raise InvalidInputError(
             f"{path_text} in {env} has no rotator in the catalog",
@@ -197,6 +202,8 @@ class RotationEngine:
             if state is not None and state.get("status") == "running":
                 return self._run(env, path, path_text, state, resumed=True)
             name, inputs = self._entry(env, path_text)
+            if state and state.get("previous"):  # one previous value at a time: retire it before making another
+                self._retire(env, path_text, state)
             attempts = int(state.get("attempts", 0)) if state and state.get("status") == "failed" else 0
             fresh = {
                 "v": 1,
@@ -209,9 +216,8 @@ class RotationEngine:
                 "phase": "started",
                 "attempts": attempts,
                 "started": _iso(self._clock()),
+                "memo": dict(state.get("memo") or {}) if state else {},
             }
-            if state and state.get("previous"):  # an earlier rotation's previous, not yet retired
-                fresh["previous"], fresh["retire_after"] = state["previous"], state.get("retire_after")
             self._audit("rotation.started", env, fresh)  # first: resume() finds states through it
             self._save(env, path_text, fresh)
             return self._run(env, path, path_text, fresh, resumed=False, inputs=inputs)
@@ -286,7 +292,12 @@ class RotationEngine:
                     if resumed:  # nothing was stored: nothing to finish, so roll back
                         return self._roll_back(env, path_text, state, steps)
                     self._begin(env, path_text, state, "create")
-                    new = rotator.create(self._current(env, path), inputs)
+                    made = rotator.create(self._current(env, path), self._with_memo(inputs, state))
+                    made = made if isinstance(made, Rotated) else Rotated(made)
+                    new = made.value
+                    state["prior_memo"], state["memo"] = dict(state.get("memo") or {}), dict(made.memo)
+                    extra = json.dumps(dict(made.extra), sort_keys=True)
+                    state["extra"] = self._seal(env, extra) if made.extra else None
                     state["pending"] = self._seal(env, new)
                     self._save(env, path_text, state)
                     self._end("create")
@@ -297,7 +308,7 @@ class RotationEngine:
             if state["step"] == "set":
                 assert new is not None
                 self._begin(env, path_text, state, "set")
-                rotator.set(new, inputs)
+                rotator.set(new, self._with_memo(inputs, state))
                 self._end("set")
                 steps.append(("set", "ok"))
                 state["step"] = "test"
@@ -305,11 +316,12 @@ class RotationEngine:
                 assert new is not None
                 self._begin(env, path_text, state, "test")
                 try:
-                    rotator.test(new, inputs)
+                    rotator.test(new, self._with_memo(inputs, state))
+                    verified = self._verify(new, inputs)
                 except Exception as exc:
                     return self._fail(env, path_text, state, steps, "test", exc, new)
                 self._end("test")
-                steps.append(("test", "ok"))
+                steps.append(("test", f"ok ({verified})" if verified else "ok"))
                 state["step"] = "finish"
             if state["step"] == "finish":
                 self._finish(env, path, path_text, state, new)
@@ -318,18 +330,44 @@ class RotationEngine:
             if isinstance(rotator, AnnouncesFinish) and not resumed:
                 rotator.finished(inputs)
             self._begin(env, path_text, state, "propagate")
-            for propagate in self._propagators:
-                propagate(env, path, int(state["revision"]))
+            notes = [note for propagate in self._propagators if (note := propagate(env, path, int(state["revision"])))]
             state["propagation"] = "done" if self._propagators else "pending"
             state["status"], state["phase"], state["attempts"] = "done", "done", 0
+            state.pop("prior_memo", None)
             self._save(env, path_text, state)
             self._end("propagate")
-            steps.append(("propagate", "done" if self._propagators else "pending (no targets configured)"))
+            if not self._propagators:
+                notes = ["pending (no targets configured)"]
+            steps.append(("propagate", "; ".join(notes) or "done"))
             return RotationResult(env, path_text, "done", tuple(steps), revision=int(state["revision"]))
         except Exception as exc:
             if state["step"] in ("finish", "propagate"):
                 raise  # promoted, or about to be: leave the state for resume
             return self._fail(env, path_text, state, steps, str(state["step"]), exc, new)
+
+    @staticmethod
+    def _with_memo(inputs: Mapping[str, Any], state: Mapping[str, Any]) -> dict[str, Any]:
+        return {**inputs, "memo": dict(state.get("memo") or {})}
+
+    def _verify(self, new: str, inputs: Mapping[str, Any]) -> str:
+        """Run the catalog's ``verify:`` check on the new value; raise if it does not pass. '' when none."""
+        spec = inputs.get("verify") or {}
+        if not spec:
+            return ""
+        ((name, settings),) = spec.items()
+        if self._verifiers is None:
+            from strongroom.rotation.verifiers import builtin_verifiers
+
+            self._verifiers = dict(builtin_verifiers())
+        verifier = self._verifiers.get(name)
+        if verifier is None:
+            raise InvalidInputError(
+                f"verifier {name!r} is not available", hint="use http, postgresql, smtp or registry"
+            )
+        found = verifier.verify(new, settings)
+        if not found.ok:
+            raise InvalidInputError(f"the {name} verifier refused the new value: {found.detail}")
+        return found.detail
 
     def _entry_or_empty(self, env: EnvRef, path_text: str, name: str) -> tuple[str, dict[str, Any]]:
         try:
@@ -347,14 +385,16 @@ class RotationEngine:
                 state["previous_pending"] = None if current is None else self._seal(env, current)
             self._begin(env, path_text, state, "finish")
             if current != new:  # after a crash the write may already have happened
-                written = self._service.set_value(env, path, new, secret=True)
+                extra = json.loads(self._unseal(env, str(state["extra"]))) if state.get("extra") else {}
+                also = [(parse_path(p), str(v)) for p, v in sorted(extra.items())]
+                written = self._service.set_value(env, path, new, secret=True, also=also)
                 state["revision"] = written.number
             else:
                 state["revision"] = self._service.store.get_environment(env).latest_revision
             state["phase"] = "promoted"
             state["previous"] = state.pop("previous_pending")
             state["retire_after"] = _iso(self._clock() + self._grace)
-            state["pending"] = None
+            state["pending"] = state["extra"] = None
             state["finished"] = _iso(self._clock())
             self._save(env, path_text, state)
         if not self._already_audited(env, str(state["id"])):
@@ -389,6 +429,8 @@ class RotationEngine:
             phase="failed",
             step=step,
             pending=None,
+            extra=None,
+            memo=state.get("prior_memo", state.get("memo") or {}),
             previous_pending=None,
             attempts=attempts,
             error=message,
@@ -402,7 +444,13 @@ class RotationEngine:
     def _roll_back(
         self, env: EnvRef, path_text: str, state: dict[str, Any], steps: list[tuple[str, str]]
     ) -> RotationResult:
-        state.update(status="rolled-back", phase="rolled-back", pending=None)
+        state.update(
+            status="rolled-back",
+            phase="rolled-back",
+            pending=None,
+            extra=None,
+            memo=state.get("prior_memo", state.get("memo") or {}),
+        )
         self._save(env, path_text, state)
         self._audit(
             "rotation.failed", env, state, step=str(state["step"]), error="interrupted before a value was stored"
@@ -416,12 +464,17 @@ class RotationEngine:
             return
         if datetime.fromisoformat(str(state["retire_after"])) > self._clock():
             return
+        self._retire(env, path_text, state)
+
+    def _retire(self, env: EnvRef, path_text: str, state: dict[str, Any]) -> None:
+        """``rotator.retire(previous)``, then forget the previous value (audit ``rotation.retired``)."""
         rotator = self._rotator(str(state["rotator"]))
         _name, inputs = self._entry_or_empty(env, path_text, str(state["rotator"]))
-        rotator.retire(self._unseal(env, str(state["previous"])), inputs)
+        rotator.retire(self._unseal(env, str(state["previous"])), self._with_memo(inputs, state))
         state["previous"] = None
         state["retired"] = _iso(self._clock())
         self._save(env, path_text, state)
+        self._audit("rotation.retired", env, state)
 
     def retry_due(self, env: EnvRef, path_text: str) -> bool:
         """Whether a failed rotation's backoff is over (for scheduled runs; ``rotate`` itself ignores it)."""

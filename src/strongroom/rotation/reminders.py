@@ -21,10 +21,12 @@ __all__ = [
 ]
 
 import json
+import secrets
 import smtplib
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
@@ -38,7 +40,9 @@ if TYPE_CHECKING:
 
 #: Each setting X is read from STRONGROOM_SMTP_X, or from the store: STRONGROOM_SMTP_X_PATH in
 #: the environment STRONGROOM_SMTP_X_ENVIRONMENT (default: STRONGROOM_SMTP_ENVIRONMENT).
-SMTP_SETTINGS = ("HOST", "PORT", "STARTTLS", "USER", "PASSWORD", "FROM", "TO")
+SMTP_SETTINGS = ("HOST", "PORT", "STARTTLS", "USER", "PASSWORD", "FROM", "TO", "CA_FILE")
+#: How long a reminder claimed by a run that then died blocks the next run from sending it.
+CLAIM_TTL = timedelta(minutes=10)
 _PREFIX = "STRONGROOM_SMTP_"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -56,6 +60,7 @@ class SmtpSettings:
     sender: str = "strongroom@localhost"
     recipients: tuple[str, ...] = ()
     timeout: float = 30.0
+    ca_file: str | None = None
 
 
 def smtp_settings(environ: Mapping[str, str], service: Service | None = None) -> SmtpSettings | None:
@@ -99,6 +104,7 @@ def smtp_settings(environ: Mapping[str, str], service: Service | None = None) ->
         password=values.get("PASSWORD") or None,
         sender=values.get("FROM") or values.get("USER") or "strongroom@localhost",
         recipients=recipients,
+        ca_file=values.get("CA_FILE") or None,
     )
 
 
@@ -110,7 +116,7 @@ def smtp_sender(settings: SmtpSettings, *, tls_context: ssl.SSLContext | None = 
             with smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout) as smtp:
                 smtp.ehlo()
                 if settings.starttls:
-                    smtp.starttls(context=tls_context or ssl.create_default_context())
+                    smtp.starttls(context=tls_context or ssl.create_default_context(cafile=settings.ca_file))
                     smtp.ehlo()
                 if settings.user and settings.password:
                     smtp.login(settings.user, settings.password)
@@ -183,6 +189,16 @@ class ReminderResult:
     emailed: bool = False
 
 
+def _claimable(found: str | None, service: Service) -> bool:
+    """Whether nobody sent this period's reminder: no record, an empty one, or a stale claim."""
+    if not found:
+        return True
+    record = json.loads(found)
+    if "claimed" not in record:
+        return False  # sent
+    return service.now() - datetime.fromisoformat(str(record["claimed"])) > CLAIM_TTL
+
+
 def send_reminders(
     service: Service,
     items: Iterable[StatusItem],
@@ -202,14 +218,24 @@ def send_reminders(
         if item.state not in (OVERDUE, DUE_SOON) or item.item.next_due is None:
             continue
         key = reminder_key(item)
-        if store.get_meta(key) is not None:
+        found = store.get_meta(key)
+        if not _claimable(found, service):
             results.append(ReminderResult(item, "already sent"))
             continue
         if dry_run:
             results.append(ReminderResult(item, "would send", emailed=send_mail is not None))
             continue
+        # Claim the period with a compare-and-set, so two runs at once send one reminder between them.
+        claim = json.dumps({"claimed": service.now().isoformat(), "nonce": secrets.token_hex(8)})
+        if not store.swap_meta(key, found, claim):
+            results.append(ReminderResult(item, "already sent"))
+            continue
         if send_mail is not None:
-            send_mail(reminder_message(item, settings))
+            try:
+                send_mail(reminder_message(item, settings))
+            except BaseException:
+                store.swap_meta(key, claim, "")  # unclaimed: the next run tries again
+                raise
         due = item.item.next_due.date().isoformat()
         event = service.event(
             "rotation.reminder",

@@ -13,6 +13,7 @@ __all__ = [
     "AnnouncesFinish",
     "ManualRotator",
     "RandomRotator",
+    "Rotated",
     "Rotator",
     "RotatorIO",
     "load_rotator",
@@ -35,11 +36,30 @@ DEFAULT_BYTES = 32
 _log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Rotated:
+    """What ``create`` may return instead of a bare value.
+
+    ``extra``: plain (non-secret) values written in the same revision as the new secret,
+    by value path (``{'pulumiConfig["postgresql:user"]': "app_clone"}``); kept sealed in the
+    rotation state until then. ``memo``: non-secret notes kept in the rotation state, given
+    back to ``set``/``test``/``retire`` (and to the next rotation's ``create``) as ``inputs["memo"]``.
+    """
+
+    value: str
+    extra: Mapping[str, str] = field(default_factory=dict)
+    memo: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Rotated(value=[secret], extra={sorted(self.extra)!r}, memo={dict(self.memo)!r})"
+
+
 @runtime_checkable
 class Rotator(Protocol):
-    """One kind of rotation. ``inputs`` are the rotator's inputs from the catalog plus ``procedure``."""
+    """One kind of rotation. ``inputs`` are the rotator's inputs from the catalog plus ``procedure``
+    and ``memo`` (the memo of this rotation, or at ``create`` the previous rotation's; may be empty)."""
 
-    def create(self, current: str | None, inputs: Mapping[str, Any]) -> str:
+    def create(self, current: str | None, inputs: Mapping[str, Any]) -> str | Rotated:
         """The new value (generated, or obtained from a person or a provider)."""
         ...
 
@@ -229,5 +249,5 @@ def load_rotator(name: str, io: RotatorIO | None = None) -> Rotator:
         break
     raise InvalidInputError(
         f"rotator {name!r} is not available",
-        hint="built-in rotators are random and manual; install the plug-in that provides it",
+        hint="built-in rotators are random, manual and postgresql; install the plug-in that provides it",
     )

@@ -125,13 +125,27 @@ def _rotate_due_once(state: ServerState) -> None:
     service = Service(
         store, load_keyring=state.keyring, actor="strongroom-rotation", client="server", clock=state.clock
     )
-    engine = RotationEngine(service, clock=state.clock)
+    environ = dict(state.config.environ)
+    propagators = []
+    if environ.get("STRONGROOM_ROTATION_PROPAGATE", "1") != "0":
+        from strongroom.rotation.propagate import TierPropagator, TierSettings, kubernetes_settings
+
+        settings = TierSettings(
+            kubernetes=kubernetes_settings(None, None, environ),
+            github_api_url=environ.get("STRONGROOM_GITHUB_API_URL") or None,
+            environ=environ,
+        )
+        propagators.append(TierPropagator(service, settings, echo=lambda line: _log.info("%s", line)))
+    engine = RotationEngine(service, clock=state.clock, propagators=propagators)
     plan = plan_due(service, engine, None, state.clock())
     results = [*plan.resumed, *(o.result for o in rotate_due(engine, plan.to_rotate) if o.result is not None)]
     for result in results:
         state.metrics.rotations.labels(str(result.env), "scheduled", result.outcome).inc()
     if plan.needs_person:
         _log.warning("%d overdue secret(s) need a person (strongroom rotation status)", len(plan.needs_person))
+    for propagator in propagators:
+        for outcome in propagator.failed + propagator.not_configured:
+            _log.warning("rotation re-sync %s: %s; run: %s", outcome.environment, outcome.outcome, outcome.command)
 
 
 async def _rotate_due(state: ServerState) -> None:

@@ -144,6 +144,14 @@ class Store(Protocol):
 
     def set_meta(self, key: str, value: str) -> None: ...
 
+    def swap_meta(self, key: str, expected: str | None, value: str) -> bool:
+        """Compare-and-set: write ``value`` only if the entry is ``expected`` now (``None``: absent).
+
+        Atomic across processes (one conditional statement), so it can back a lock: True
+        when this call wrote, False when the entry held something else.
+        """
+        ...
+
     # -- audit log ------------------------------------------------------------------------------
 
     def append_audit(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:

@@ -902,6 +902,16 @@ class SqlAlchemyStore:
         with self._transaction(write=True) as connection:
             connection.execute(self._upsert(_META, ("key",), {"key": key, "value": value}))
 
+    def swap_meta(self, key: str, expected: str | None, value: str) -> bool:
+        # READ COMMITTED: a racing UPDATE waits for the row lock, then re-checks its WHERE on the
+        # committed row and matches nothing; a racing INSERT hits the primary key and does nothing.
+        with self._transaction(write=True) as connection:
+            if expected is None:
+                stmt = self._insert_ignoring(_META, ("key",)).values(key=key, value=value)
+            else:
+                stmt = sa.update(_META).where(_META.c.key == key, _META.c.value == expected).values(value=value)
+            return connection.execute(stmt.returning(_META.c.key)).first() is not None
+
     # ------------------------------------------------------------------ audit log
 
     def _audit(self, connection: Connection, events: Sequence[AuditEvent]) -> list[AuditRecord]:

@@ -478,6 +478,18 @@ class SqliteStore:
                 (key, value),
             )
 
+    def swap_meta(self, key: str, expected: str | None, value: str) -> bool:
+        with self._write() as conn:
+            if expected is None:
+                cur = conn.execute(
+                    "INSERT INTO store_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value)
+                )
+            else:
+                cur = conn.execute(
+                    "UPDATE store_meta SET value = ? WHERE key = ? AND value = ?", (value, key, expected)
+                )
+            return cur.rowcount == 1
+
     # -- audit log ----------------------------------------------------------------------------
 
     def _audit(self, conn: sqlite3.Connection, events: Sequence[AuditEvent]) -> list[AuditRecord]:

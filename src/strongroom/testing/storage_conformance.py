@@ -832,6 +832,38 @@ class StoreConformance:
         assert store.get_meta("key_check") == "v1:def"
         assert store.get_meta("missing") is None
 
+    def test_swap_meta_is_compare_and_set(self, store: Store) -> None:
+        assert store.swap_meta("lock", None, "a") is True
+        assert store.swap_meta("lock", None, "b") is False  # exists: an absent-expectation loses
+        assert store.get_meta("lock") == "a"
+        assert store.swap_meta("lock", "stale", "b") is False
+        assert store.get_meta("lock") == "a"
+        assert store.swap_meta("lock", "a", "b") is True
+        assert store.get_meta("lock") == "b"
+        assert store.swap_meta("lock", "b", "") is True
+        assert store.swap_meta("lock", "", "c") is True
+        assert store.get_meta("lock") == "c"
+
+    def test_swap_meta_has_one_winner_across_threads(self, store: Store) -> None:
+        import threading
+
+        store.set_meta("race", "free")
+        wins: list[int] = []
+        barrier = threading.Barrier(8)
+
+        def contend(n: int) -> None:
+            barrier.wait()
+            if store.swap_meta("race", "free", f"owner-{n}"):
+                wins.append(n)
+
+        threads = [threading.Thread(target=contend, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(wins) == 1
+        assert store.get_meta("race") == f"owner-{wins[0]}"
+
     # ------------------------------------------------------------------ audit log: helpers
 
     @staticmethod
