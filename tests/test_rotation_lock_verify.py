@@ -262,3 +262,27 @@ def test_previous_is_retired_after_grace_by_resume(service, clock) -> None:  # n
     engine.resume()
     assert [c[0] for c in rotator.calls] == ["set", "retire"]
     assert (engine.state(ENV, "app.token") or {})["previous"] is None
+
+
+@pytest.mark.parametrize(
+    ("rotator", "message"),
+    [
+        ("{postgresql: {usr: app}}", 'did you mean "user"'),
+        ("{postgresql: {host: db}}", "needs user"),
+        ("{postgresql: {user: app, strategy: twin}}", "single or alternate"),
+        ("{postgresql: {user: app, strategy: alternate}}", "needs userPath"),
+    ],
+)
+def test_postgresql_inputs_are_checked_when_written(service, rotator: str, message: str) -> None:  # noqa: F811
+    text = definition().replace("rotator: {random: {bytes: 32, encoding: hex}}", f"rotator: {rotator}")
+    with pytest.raises(DefinitionError) as caught:
+        service.create_environment(ENV, text)
+    assert message in str(caught.value.diagnostics)
+
+
+def test_postgresql_alternate_with_user_path_is_accepted(service) -> None:  # noqa: F811
+    text = definition().replace(
+        "rotator: {random: {bytes: 32, encoding: hex}}",
+        "rotator: {postgresql: {user: app, strategy: alternate, userPath: app.user}}",
+    )
+    service.create_environment(ENV, text)

@@ -38,6 +38,8 @@ FIELDS = ("name", "purpose", "owner", "usedBy", "schedule", "rotator", "procedur
 PROCEDURE_FIELDS = ("steps", "url", "scopes", "prefix", "expiry", "revokeUrl")
 BUILTIN_ROTATORS = ("random", "postgresql", "manual")
 RANDOM_ENCODINGS = ("hex", "base64", "urlsafe")
+#: The ``postgresql`` rotator's inputs (checked here when a definition is written; see rotation/postgresql.py).
+POSTGRESQL_INPUTS = ("user", "host", "port", "dbname", "bytes", "strategy", "userPath", "adminDsnEnv", "adminUser")
 #: Verifiers a ``verify:`` entry can name, with the spec fields each requires.
 VERIFIERS = {"http": ("url",), "postgresql": ("user",), "smtp": ("host",), "registry": ("registry", "username")}
 
@@ -94,6 +96,8 @@ def _check_rotator(value: Any, issues: list[Issue]) -> None:
                 at_key=True,
             )
         )
+    if name == "postgresql":
+        _check_postgresql(inputs, issues)
     if name == "random":
         for key, input_value in inputs.items():
             if key == "bytes":
@@ -111,6 +115,38 @@ def _check_rotator(value: Any, issues: list[Issue]) -> None:
                         at_key=True,
                     )
                 )
+
+
+def _check_postgresql(inputs: dict[str, Any], issues: list[Issue]) -> None:
+    name = "postgresql"
+    for key in inputs:
+        if key not in POSTGRESQL_INPUTS:
+            suggestion = did_you_mean(str(key), POSTGRESQL_INPUTS)
+            issues.append(
+                Issue(
+                    ("rotator", name, key),
+                    f'unknown input "{key}" of the postgresql rotator'
+                    + (f'; did you mean "{suggestion}"?' if suggestion else ""),
+                    "the postgresql rotator takes " + ", ".join(POSTGRESQL_INPUTS),
+                    at_key=True,
+                )
+            )
+    if not isinstance(inputs.get("user"), str) or not inputs["user"]:
+        issues.append(Issue(("rotator", name), "the postgresql rotator needs user", "write {postgresql: {user: app}}"))
+    strategy = inputs.get("strategy", "single")
+    if strategy not in ("single", "alternate"):
+        issues.append(Issue(("rotator", name, "strategy"), "strategy must be single or alternate"))
+    elif strategy == "alternate":
+        try:
+            parse_path(str(inputs.get("userPath", "")))
+        except PathError:
+            issues.append(
+                Issue(
+                    ("rotator", name),
+                    "strategy alternate needs userPath, the value path of the active user name",
+                    'add userPath: pulumiConfig["postgresql:user"]',
+                )
+            )
 
 
 def _check_procedure(value: Any, issues: list[Issue]) -> None:

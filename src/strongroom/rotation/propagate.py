@@ -12,8 +12,10 @@ from __future__ import annotations
 
 __all__ = ["PropagationOutcome", "TierPropagator", "TierSettings", "kubernetes_settings"]
 
+import functools
 import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -118,11 +120,16 @@ class TierPropagator:
         plaintext = current_plaintext(self._service, env, path)
         radius = blast_radius(self._service, env, format_path(path), plaintext)
         del plaintext
-        done: list[PropagationOutcome] = []
+        jobs: list[Callable[[], PropagationOutcome]] = []
         for name in _owners([(k.environment, (k.name, k.namespaces)) for k in radius.kubernetes]):
-            done.append(self._kubernetes(name))
+            jobs.append(functools.partial(self._kubernetes, name))
         for name in _owners([(g.environment, (g.scope, g.name)) for g in radius.github]):
-            done.append(self._github(name))
+            jobs.append(functools.partial(self._github, name))
+        if len(jobs) > 1:  # the tiers wait on different servers: re-sync them side by side
+            with ThreadPoolExecutor(max_workers=min(len(jobs), 4)) as pool:
+                done = list(pool.map(lambda job: job(), jobs))
+        else:
+            done = [job() for job in jobs]
         self.outcomes.extend(done)
         if not done:
             return "no Kubernetes or GitHub target carries it"

@@ -1,7 +1,8 @@
 """Rotators: how a new value is made (``create``), applied (``set``), checked (``test``) and the old one retired.
 
-Built in: ``random`` (``openssl rand``-style tokens) and ``manual`` (a person follows the
-catalog's procedure and pastes the new value). Others come from the entry-point group
+Built in: ``random`` (``openssl rand``-style tokens), ``postgresql`` (a role's password, see
+:mod:`strongroom.rotation.postgresql`) and ``manual`` (a person follows the catalog's procedure
+and pastes the new value). Others come from the entry-point group
 ``strongroom.rotators``, loaded only when a rotation asks for one by name.
 Rotators never put a value into an exception message, a log line or their output.
 """
@@ -235,6 +236,10 @@ def load_rotator(name: str, io: RotatorIO | None = None) -> Rotator:
         return RandomRotator()
     if name == "manual":
         return ManualRotator(io)
+    if name == "postgresql":
+        from strongroom.rotation.postgresql import PostgresRotator  # imports psycopg: only when asked for
+
+        return PostgresRotator()
     from importlib.metadata import entry_points
 
     for entry in entry_points(group=ENTRY_POINT_GROUP, name=name):

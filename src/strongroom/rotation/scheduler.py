@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from strongroom.service import Service
 
 #: Rotators that need nobody at a keyboard.
-UNATTENDED_ROTATORS = frozenset({"random"})
+UNATTENDED_ROTATORS = frozenset({"random", "postgresql"})
 
 
 @dataclass

@@ -36,12 +36,12 @@ __all__ = [
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 
@@ -390,6 +390,28 @@ def _token(projection: GitHubProjection, environ: Mapping[str, str]) -> str:
     return token.strip()
 
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _each(
+    fn: Callable[[_T], _R], items: Sequence[_T], concurrency: int
+) -> list[_R | StrongroomError]:
+    """``fn`` over ``items``, ``concurrency`` at a time (one request per scope, so scopes don't wait
+    on each other's latency); a Strongroom error is returned in the item's place, anything else raises."""
+
+    def call(item: _T) -> _R | StrongroomError:
+        try:
+            return fn(item)
+        except StrongroomError as exc:
+            return exc
+
+    if len(items) <= 1 or concurrency <= 1:
+        return [call(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
+        return list(pool.map(call, items))
+
+
 def _list_remote(client: GitHubClient, target: Target) -> dict[str, str | None]:
     return {
         str(item["name"]).upper(): item.get("updated_at")
@@ -406,15 +428,22 @@ def plan_github_sync(
     *,
     prune: bool = False,
     adopt: bool = False,
+    concurrency: int = 4,
 ) -> GitHubPlan:
-    """Compare the projection with GitHub and with what ``ref.env`` owns. Reads only."""
+    """Compare the projection with GitHub and with what ``ref.env`` owns. Reads only.
+
+    The scopes' secret lists are fetched ``concurrency`` at a time (one list per scope).
+    """
     env = ref.env
     store = service.store
     declared = {(s.target.key, s.name): s for s in projection.secrets}
     hmacs = {key: service.value_hmac(s.value) for key, s in declared.items()}
     scopes: dict[str, _ScopeState] = {}
-    for target in projection.targets:
-        scopes[target.key] = _ScopeState(target, _list_remote(client, target), load_owned(store, env, target.key))
+    targets = list(projection.targets)
+    for target, remote in zip(targets, _each(lambda t: _list_remote(client, t), targets, concurrency), strict=True):
+        if isinstance(remote, StrongroomError):
+            raise remote
+        scopes[target.key] = _ScopeState(target, remote, load_owned(store, env, target.key))
     for key in owned_scopes(store, env):
         if key not in scopes:
             scopes[key] = _ScopeState(Target.parse(key), {}, load_owned(store, env, key), listed=False)
@@ -532,15 +561,20 @@ def apply_github_sync(
 
     keys: dict[str, tuple[str, str]] = {}
     failed_keys: dict[str, str] = {}
-    for key in sorted({c.scope for c in writes if c.action != "remove"}):
+
+    def public_key(key: str) -> tuple[str, str]:
         target = plan.scopes[key].target
-        try:
-            body = client.request(
-                "GET", f"{target.path}/public-key", what=f"the public key of {target.label}", scope_kind=target.kind
-            ).json()
-            keys[key] = (str(body["key_id"]), str(body["key"]))
-        except StrongroomError as exc:
-            failed_keys[key] = exc.message
+        body = client.request(
+            "GET", f"{target.path}/public-key", what=f"the public key of {target.label}", scope_kind=target.kind
+        ).json()
+        return str(body["key_id"]), str(body["key"])
+
+    key_scopes = sorted({c.scope for c in writes if c.action != "remove"})
+    for key, fetched in zip(key_scopes, _each(public_key, key_scopes, concurrency), strict=True):
+        if isinstance(fetched, StrongroomError):
+            failed_keys[key] = fetched.message
+        else:
+            keys[key] = fetched
 
     def write(change: PlannedChange) -> Outcome:
         state = plan.scopes[change.scope]
@@ -605,12 +639,11 @@ def apply_github_sync(
                 on_progress(outcome)
 
     # GitHub's updated_at of each pushed secret: one listing per scope written.
-    pushed = {o.scope for o in outcomes if o.result in ("created", "updated")}
-    for key in sorted(pushed):
+    pushed = sorted({o.scope for o in outcomes if o.result in ("created", "updated")})
+    listed = _each(lambda k: _list_remote(client, plan.scopes[k].target), pushed, concurrency)
+    for key, remote in zip(pushed, listed, strict=True):
         state = plan.scopes[key]
-        try:
-            remote = _list_remote(client, state.target)
-        except StrongroomError:
+        if isinstance(remote, StrongroomError):
             continue  # the next status shows no updated_at; the values are pushed
         for o in outcomes:
             if o.scope == key and o.result in ("created", "updated") and o.name in state.owned:
@@ -750,7 +783,9 @@ def run_sync(
     revision, projection = _open_projection(service, ref)
     token = _token(projection, os.environ if environ is None else environ)
     with _client(api_url or DEFAULT_API_URL, token, settings) as client:
-        plan = plan_github_sync(service, ref, client, projection, revision, prune=prune, adopt=adopt)
+        plan = plan_github_sync(
+            service, ref, client, projection, revision, prune=prune, adopt=adopt, concurrency=settings.concurrency
+        )
         if plan_only:
             for line in format_plan(plan):
                 echo(line)
