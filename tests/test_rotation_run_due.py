@@ -13,6 +13,7 @@ from strongroom.model import EnvRef, RevisionRef
 from strongroom.rotation.engine import RotationEngine
 from strongroom.rotation.rotators import RandomRotator
 from test_rotation_catalog import T0, Clock, clock, environ, make_service, service  # noqa: F401
+from test_rotation_reminders import smtp  # noqa: F401
 
 ENV = EnvRef("acme", "prod")
 CALM = EnvRef("acme", "calm")
@@ -185,3 +186,29 @@ def test_the_server_rotates_what_is_due_by_itself(tmp_path):
     finally:
         store.close()
     assert value != "CANARY-old-token-value" and len(value) == 32
+
+
+def test_a_failed_scheduled_rotation_is_mailed(envs, environ, monkeypatch, smtp) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    inbox, port = smtp
+
+    def broken(self, new, inputs):  # type: ignore[no-untyped-def]
+        raise RuntimeError(f"verifier down {new}")  # a careless error that echoes the value
+
+    monkeypatch.setattr(RandomRotator, "test", broken)
+    monkeypatch.setitem(cli_app._LAZY, "rotation", ("strongroom.cli.rotation", "rotation"))
+    mail = {
+        "STRONGROOM_SMTP_HOST": "127.0.0.1",
+        "STRONGROOM_SMTP_PORT": str(port),
+        "STRONGROOM_SMTP_STARTTLS": "false",
+        "STRONGROOM_SMTP_TO": "ops@example.com",
+    }
+    res = CliRunner().invoke(cli_app.cli, ["rotation", "run-due", str(CALM), "--yes"], env={**environ, **mail})
+    assert res.exit_code == 1
+    assert current(envs, CALM) == OLD
+    [(_sender, rcpts, msg)] = inbox.messages
+    assert rcpts == ["ops@example.com"]
+    assert msg["Subject"] == "Rotation failed: app.token in acme/calm (step test)"
+    body = msg.get_content()
+    assert "RuntimeError" in body and "strongroom rotate acme/calm 'app.token'" in body
+    assert OLD not in msg.as_string()
+    assert "verifier down" not in msg.as_string()  # only the type of a foreign error: it could hold the value

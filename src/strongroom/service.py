@@ -86,8 +86,11 @@ META_WEBHOOK_KEY = "webhook_secret_key"
 _AUDIT_KEY_REF = EnvRef(".", "audit-hmac-key")
 #: The store's own keys, each bound to a name no environment can have; re-wrapped by key rotation.
 _STORE_KEYS = {"audit_hmac_key": _AUDIT_KEY_REF, "webhook_secret_key": EnvRef(".", "webhook-secret-key")}
-#: How often a path-level write (``env set``/``env rm PATH``) is re-applied after losing a race.
-WRITE_RETRIES = 20
+#: How often, and for how long, a path-level write (``env set``/``env rm PATH``) is re-applied after
+#: losing a race. Writers to one environment contend for its newest revision; a deadline rather than a
+#: small count keeps a writer from giving up under heavy contention (many writers, a slow machine).
+WRITE_RETRIES = 200
+WRITE_DEADLINE = 30.0
 
 _SENSITIVE_KEY = re.compile(r"pass(word|wd|phrase)?|token|secret|api[_-]?key|private[_-]?key|credential", re.I)
 _CREDENTIAL_PREFIX = re.compile(
@@ -1132,6 +1135,7 @@ class Service:
         """Read the newest revision, apply a path-level edit, write; re-apply if another writer won."""
         from strongroom.language import compile_definition
 
+        deadline = time.monotonic() + WRITE_DEADLINE
         for attempt in range(WRITE_RETRIES):
             record = self._store.get_environment(env)
             rev = self._store.get_revision(env, record.latest_revision)
@@ -1152,7 +1156,7 @@ class Service:
                 )
                 return replace(written, warnings=warnings)
             except ConflictError:
-                if attempt == WRITE_RETRIES - 1:
+                if attempt == WRITE_RETRIES - 1 or time.monotonic() > deadline:
                     raise
                 # Jittered exponential backoff, so that writers racing in lockstep fall apart.
                 time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))  # noqa: S311

@@ -16,6 +16,7 @@ from strongroom.model import EnvRef
 
 if TYPE_CHECKING:
     from strongroom.rotation.catalog import StatusItem
+    from strongroom.rotation.engine import RotationResult
     from strongroom.service import Service
 
 #: ``rotation status`` exits with this when a secret is overdue, so a scheduled CI job fails loudly.
@@ -185,6 +186,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _mail_failures(ctx: click.Context, service: Service, results: list[RotationResult]) -> None:
+    """E-mail each failed rotation when SMTP is configured (webhooks get ``rotation.failed`` anyway)."""
+    if not any(r.outcome == "failed" for r in results):
+        return
+    from strongroom.cli.app import _app
+    from strongroom.rotation.reminders import notify_failures, smtp_sender, smtp_settings
+
+    settings = smtp_settings(_app(ctx).environ, service)
+    send_mail = None if settings is None else smtp_sender(settings)
+    for problem in notify_failures(results, settings=settings, send_mail=send_mail):
+        click.echo(f"warning: the failure e-mail was not sent: {problem}", err=True)
+
+
 @rotation.command("run-due")
 @click.argument("env", required=False)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (for cron and CronJobs).")
@@ -196,7 +210,7 @@ def rotation_run_due(ctx: click.Context, /, env: str | None, yes: bool, **tiers:
     Exits 1 if any rotation failed, 3 if overdue secrets remain that need a person, 0 otherwise.
     """
     from strongroom.cli.app import _app
-    from strongroom.rotation.engine import RotationEngine, RotationResult
+    from strongroom.rotation.engine import RotationEngine
     from strongroom.rotation.scheduler import plan_due, rotate_due
 
     ref = None if env is None else EnvRef.parse(env)
@@ -223,7 +237,8 @@ def rotation_run_due(ctx: click.Context, /, env: str | None, yes: bool, **tiers:
     if plan.to_rotate and not yes:
         listed = ", ".join(f"{e} {p}" for e, p, _why in plan.to_rotate)
         click.confirm(f"Rotate {len(plan.to_rotate)} secret(s): {listed}?", abort=True, err=True)
-    for outcome in rotate_due(engine, plan.to_rotate):
+    outcomes = rotate_due(engine, plan.to_rotate)
+    for outcome in outcomes:
         if outcome.result is None:
             click.echo(f"waiting: {outcome.env} {outcome.path}: failed earlier; retry after {outcome.retry_at}")
             failed += 1
@@ -231,6 +246,7 @@ def rotation_run_due(ctx: click.Context, /, env: str | None, yes: bool, **tiers:
         report(outcome.result, outcome.why)
     if propagator is not None:
         failed += report_propagation(propagator)
+    _mail_failures(ctx, service, [*plan.resumed, *(o.result for o in outcomes if o.result is not None)])
     for env_name, path, name in plan.needs_person:
         click.echo(f"needs a person: {env_name} {path} ({name}): strongroom rotate {env_name} '{path}'")
     click.echo(

@@ -13,6 +13,8 @@ __all__ = [
     "SMTP_SETTINGS",
     "ReminderResult",
     "SmtpSettings",
+    "failure_message",
+    "notify_failures",
     "reminder_key",
     "reminder_message",
     "send_reminders",
@@ -36,6 +38,7 @@ from strongroom.model import EnvRef, RevisionRef, Secret
 from strongroom.rotation.catalog import DUE_SOON, OVERDUE, StatusItem
 
 if TYPE_CHECKING:
+    from strongroom.rotation.engine import RotationResult
     from strongroom.service import Service
 
 #: Each setting X is read from STRONGROOM_SMTP_X, or from the store: STRONGROOM_SMTP_X_PATH in
@@ -178,6 +181,54 @@ def reminder_message(item: StatusItem, settings: SmtpSettings | None) -> EmailMe
     lines += ["", "This reminder is sent once for this due date.", "-- strongroom"]
     msg.set_content("\n".join(lines) + "\n")
     return msg
+
+
+def failure_message(result: RotationResult, settings: SmtpSettings | None) -> EmailMessage:
+    """The e-mail sent when a scheduled rotation fails: which step, why, when it is retried (never a value)."""
+    failed_step = next((step for step, what in result.steps if what.startswith("failed")), "?")
+    msg = EmailMessage()
+    msg["Subject"] = f"Rotation failed: {result.path} in {result.env} (step {failed_step})"
+    if settings is not None:
+        msg["From"] = settings.sender
+        msg["To"] = ", ".join(settings.recipients)
+    retry = result.retry_at.isoformat(timespec="minutes") if result.retry_at else "-"
+    lines = [
+        f"Rotating {result.path} in {result.env} failed at the {failed_step} step.",
+        "The current value is untouched and still in use; nothing was promoted.",
+        "",
+        f"Error:       {result.error or '-'}",
+        f"Retried at:  {retry} (with a fresh value)",
+        "",
+        f"History:     strongroom rotation history {result.env} '{result.path}'",
+        f"Retry now:   strongroom rotate {result.env} '{result.path}'",
+        "",
+        "-- strongroom",
+    ]
+    msg.set_content("\n".join(lines) + "\n")
+    return msg
+
+
+def notify_failures(
+    results: Iterable[RotationResult],
+    *,
+    settings: SmtpSettings | None,
+    send_mail: Callable[[EmailMessage], None] | None,
+) -> list[str]:
+    """E-mail every failed rotation (the audit event ``rotation.failed`` already reaches webhooks).
+
+    Returns the problems met while sending, one line each; a mail failure never hides the rotation's.
+    """
+    problems: list[str] = []
+    if send_mail is None:
+        return problems
+    for result in results:
+        if result.outcome != "failed":
+            continue
+        try:
+            send_mail(failure_message(result, settings))
+        except StrongroomError as exc:
+            problems.append(exc.message)
+    return problems
 
 
 @dataclass(frozen=True, slots=True)

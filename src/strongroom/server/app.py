@@ -143,6 +143,17 @@ def _rotate_due_once(state: ServerState) -> None:
         state.metrics.rotations.labels(str(result.env), "scheduled", result.outcome).inc()
     if plan.needs_person:
         _log.warning("%d overdue secret(s) need a person (strongroom rotation status)", len(plan.needs_person))
+    if any(r.outcome == "failed" for r in results):
+        from strongroom.errors import StrongroomError
+        from strongroom.rotation.reminders import notify_failures, smtp_sender, smtp_settings
+
+        try:
+            mail = smtp_settings(environ, service)
+            sender = None if mail is None else smtp_sender(mail)
+            for problem in notify_failures(results, settings=mail, send_mail=sender):
+                _log.warning("the rotation failure e-mail was not sent: %s", problem)
+        except StrongroomError as exc:
+            _log.warning("rotation failure e-mails are misconfigured: %s", exc.message)
     for propagator in propagators:
         for outcome in propagator.failed + propagator.not_configured:
             _log.warning("rotation re-sync %s: %s; run: %s", outcome.environment, outcome.outcome, outcome.command)
