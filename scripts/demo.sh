@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: a throw-away SQLite store with a local key file,
 # loaded with examples/aphiria/, a walkthrough (`env ls`, `env get` masked, `env history`,
-# `run`, the audit log), then `strongroom serve` on it with a one-time admin token.
+# `run`, the audit log), then `strongroom serve` on it (API and web console) with a one-time admin token.
 # STRONGROOM_DEMO_SERVE=0 stops after the walkthrough; STRONGROOM_DEMO_PORT picks the port.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -46,6 +46,7 @@ port="${STRONGROOM_DEMO_PORT:-8800}"
 token="$("$sr" token create --name demo-admin --role admin --expires 1d 2>/dev/null)"
 printf '\n\033[1mStrongroom is serving the example at http://127.0.0.1:%s\033[0m\n' "$port"
 printf 'One-time admin token (shown only now; it expires in a day):\n\n    %s\n\n' "$token"
+printf 'The web console: open http://127.0.0.1:%s/ in a browser and sign in with the token above.\n\n' "$port"
 printf 'Try it from another terminal:\n\n'
 printf '    export STRONGROOM_URL=http://127.0.0.1:%s STRONGROOM_TOKEN=<the token above>\n' "$port"
 printf '    %s env get aphiria.com/Preview\n' "$sr"

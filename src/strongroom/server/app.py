@@ -10,7 +10,8 @@ key is loaded on first use and kept.
 Routes: ``/healthz``, ``/readyz``, ``/metrics``, the ESC-compatible API under
 ``/api/esc`` (:mod:`strongroom.server.esc`), tokens and audit under ``/api/v1``
 (:mod:`strongroom.server.admin`), and Strongroom's own environment routes under
-``/api/v1`` when :mod:`strongroom.server.native` is installed.
+``/api/v1`` when :mod:`strongroom.server.native` is installed, and the web console at ``/``
+(:mod:`strongroom.console`).
 """
 
 from __future__ import annotations
@@ -252,6 +253,9 @@ def create_app(
     app.include_router(esc.router, prefix="/api/esc")
     app.include_router(admin.router, prefix="/api/v1")
     _include_native(app)
+    from strongroom.console import mount_console  # the web console at /; only the server loads it
+
+    mount_console(app, config)
     install_openapi(app)
     # Added innermost first: the body limit sits next to the app, metrics outermost.
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
