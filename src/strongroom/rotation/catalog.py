@@ -19,6 +19,7 @@ __all__ = [
     "rotation_status",
 ]
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ def _is_str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_date(value: str) -> datetime:
     """``2025-01-15`` or an ISO 8601 time, as an aware UTC datetime; ``ValueError`` otherwise."""
     text = value.strip()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = ["Schedule", "ScheduleError", "next_due", "parse_duration", "parse_schedule"]
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -107,7 +108,21 @@ def _parse_cron(text: str) -> Schedule:
 
 
 def parse_schedule(value: Any) -> Schedule:
-    """A schedule as written in a ``rotation:`` entry; ``ScheduleError`` if it is none of the known forms."""
+    """A schedule as written in a ``rotation:`` entry; ``ScheduleError`` if it is none of the known forms.
+
+    Text schedules are parsed once per process (a catalog of thousands repeats a handful).
+    """
+    if isinstance(value, str):
+        return _parse_schedule_text(value)
+    return _parse_schedule(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_schedule_text(value: str) -> Schedule:
+    return _parse_schedule(value)
+
+
+def _parse_schedule(value: Any) -> Schedule:
     if isinstance(value, dict):
         if set(value) == {"when"} and isinstance(value["when"], str) and value["when"].strip():
             return Schedule("event", value["when"].strip())
