@@ -77,13 +77,9 @@ def rotate(environ, *args: str, **extra: str) -> Result:  # type: ignore[no-unty
     return CliRunner().invoke(cli_app.cli, ["rotate", *args], env=env, catch_exceptions=False)
 
 
-def current(svc) -> str:  # type: ignore[no-untyped-def]
-    return str(svc.read(RevisionRef(BASE), ("app", "token"), show_secrets=True).reveal())
-
-
-def test_rotate_pushes_the_new_value_to_every_tier(envs, environ, tiers) -> None:  # noqa: F811
-    kube, gh, kubeconfig = tiers
-    res = rotate(
+def rotate_to_tiers(environ, kubeconfig: str, api_url: str, token: str) -> Result:  # type: ignore[no-untyped-def]  # noqa: F811
+    """``strongroom rotate`` of base's token, re-syncing both tiers."""
+    return rotate(
         environ,
         str(BASE),
         "app.token",
@@ -91,9 +87,18 @@ def test_rotate_pushes_the_new_value_to_every_tier(envs, environ, tiers) -> None
         "--kubeconfig",
         kubeconfig,
         "--github-api-url",
-        gh.url,
-        GITHUB_TOKEN=GH_TOKEN,
+        api_url,
+        GITHUB_TOKEN=token,
     )
+
+
+def current(svc) -> str:  # type: ignore[no-untyped-def]
+    return str(svc.read(RevisionRef(BASE), ("app", "token"), show_secrets=True).reveal())
+
+
+def test_rotate_pushes_the_new_value_to_every_tier(envs, environ, tiers) -> None:  # noqa: F811
+    kube, gh, kubeconfig = tiers
+    res = rotate_to_tiers(environ, kubeconfig, gh.url, GH_TOKEN)
     assert res.exit_code == 0, res.output
     new = current(envs)
     assert new != OLD
@@ -104,17 +109,7 @@ def test_rotate_pushes_the_new_value_to_every_tier(envs, environ, tiers) -> None
     # acme/prod inherits base's kubernetesSecrets: the Secret is base's, re-synced once, from base
     assert "propagate: kubernetes from acme/base: ok; github from acme/prod: ok" in res.output
     assert new not in res.output and OLD not in res.output
-    again = rotate(
-        environ,
-        str(BASE),
-        "app.token",
-        "--yes",
-        "--kubeconfig",
-        kubeconfig,
-        "--github-api-url",
-        gh.url,
-        GITHUB_TOKEN=GH_TOKEN,
-    )
+    again = rotate_to_tiers(environ, kubeconfig, gh.url, GH_TOKEN)
     assert again.exit_code == 0, again.output
     newer = current(envs)
     assert newer != new
@@ -133,17 +128,7 @@ def test_unreachable_tiers_are_reported_with_the_command_to_run(envs, environ, t
 
 def test_a_failed_resync_fails_the_command_but_keeps_the_rotation(envs, environ, tiers) -> None:  # noqa: F811
     _kube, gh, kubeconfig = tiers
-    res = rotate(
-        environ,
-        str(BASE),
-        "app.token",
-        "--yes",
-        "--kubeconfig",
-        kubeconfig,
-        "--github-api-url",
-        gh.url,
-        GITHUB_TOKEN="ghp_" + "x" * 36,  # a token the API does not know: 401
-    )
+    res = rotate_to_tiers(environ, kubeconfig, gh.url, "ghp_" + "x" * 36)  # a token the API does not know: 401
     assert res.exit_code == 1
     assert current(envs) != OLD  # the rotation stands
     assert "re-sync failed: github from acme/prod; run: strongroom sync acme/prod --to github" in res.output
