@@ -286,3 +286,12 @@ def test_postgresql_alternate_with_user_path_is_accepted(service) -> None:  # no
         "rotator: {postgresql: {user: app, strategy: alternate, userPath: app.user}}",
     )
     service.create_environment(ENV, text)
+
+
+def test_importers_resolve_bare_names_to_the_default_project(service) -> None:  # noqa: F811
+    from strongroom.rotation.catalog import importers
+
+    service.create_environment(EnvRef("default", "shared"), "values:\n  x: 1\n")
+    service.create_environment(EnvRef("acme", "uses-bare"), "imports:\n  - shared\nvalues:\n  y: 2\n")
+    service.create_environment(EnvRef("acme", "uses-full"), "imports:\n  - default/shared@1\nvalues:\n  z: 3\n")
+    assert importers(service)["default/shared"] == ("acme/uses-bare", "acme/uses-full")

@@ -543,6 +543,120 @@ def test_kubernetes_drift_plan_and_sync(world, tmp_path):
         assert refused.status_code == 403
 
 
+GITHUB_TOKEN = "ghp_CONSOLECANARY_" + "c" * 20
+GITHUB_APP = (
+    APP + "  githubSecrets:\n    repositories:\n      acme/app:\n        secrets:\n          DATABASE_URL: ${url}\n"
+)
+
+
+@pytest.fixture(scope="module")
+def github_server():
+    from strongroom.testing.github_api import GitHubAPIServer
+
+    with GitHubAPIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def github(github_server):
+    """The fake GitHub API with repository acme/app and a token that may write its secrets; acme/app declares
+    DATABASE_URL (which carries the canary) in ``githubSecrets``."""
+    api = github_server.api
+    api.reset()
+    api.add_repository("acme/app", id=101)
+    api.add_token(GITHUB_TOKEN, scopes={"repo"})
+    return github_server
+
+
+def github_environ(server) -> dict[str, str]:
+    return {"GITHUB_TOKEN": GITHUB_TOKEN, "STRONGROOM_GITHUB_API_URL": server.url}
+
+
+def tier_section(html: str, tier: str) -> str:
+    return html.split(f'id="tier-{tier}"', 1)[1].split("</section>", 1)[0]
+
+
+def test_github_missing_then_synced_then_edited_on_github(world, github):
+    world.service().replace_definition(EnvRef("acme", "app"), GITHUB_APP)
+    client = signed_in(world, "editor", environ=github_environ(github))
+    page = client.get("/environments/acme/app/tiers")
+    section = tier_section(page.text, "github")
+    assert 'data-tier-state="missing"' in section and "acme/app DATABASE_URL" in section
+    assert 'data-tier-state="not declared"' in tier_section(page.text, "kubernetes")
+
+    plan = client.post("/environments/acme/app/tiers/github/plan", data={"csrf": csrf_of(page.text)})
+    assert plan.status_code == 200 and "+ acme/app DATABASE_URL: add" in plan.text
+    assert github.api.count_requests("PUT") == 0 and github.api.secret_names("acme/app") == []
+
+    synced = client.post("/environments/acme/app/tiers/github/sync", data={"csrf": csrf_of(page.text)})
+    assert synced.status_code == 200 and "acme/app DATABASE_URL: created" in synced.text
+    assert 'data-tier-state="in sync"' in tier_section(synced.text, "github")
+    assert SECRET in github.api.plaintext("acme/app", "DATABASE_URL")
+
+    github.api.touch("acme/app", "DATABASE_URL")  # someone edits it in GitHub's web UI
+    drifted = client.get("/environments/acme/app/tiers")
+    section = tier_section(drifted.text, "github")
+    assert 'data-tier-state="drifted"' in section and "edited" in section
+
+    for response in (page, plan, synced, drifted):
+        assert SECRET not in response.text and GITHUB_TOKEN not in response.text
+    modes = [dict(r.event.details)["mode"] for r in audit(world, "sync.github", "acme/app")]
+    assert modes == ["plan", "apply"]
+    assert all(r.event.actor == "editor-person" for r in audit(world, "sync.github"))
+
+
+def test_a_reader_cannot_sync_to_github(world, github):
+    world.service().replace_definition(EnvRef("acme", "app"), GITHUB_APP)
+    reader = signed_in(world, "reader", environ=github_environ(github))
+    page = reader.get("/environments/acme/app/tiers").text
+    assert 'data-tier-state="needs the opener role"' in tier_section(page, "github")
+    assert "/tiers/github/sync" not in page
+    for action in ("sync", "plan"):
+        refused = reader.post(f"/environments/acme/app/tiers/github/{action}", data={"csrf": csrf_of(page)})
+        assert refused.status_code == 403 and "may not write" in refused.text
+    assert github.api.count_requests() == 0
+    assert not audit(world, "sync.github")
+
+
+def test_tiers_overview_follows_imports_without_evaluating(world, monkeypatch):
+    from strongroom.service import Service
+
+    kube = "  kubernetesSecrets:\n    shared:\n      namespaces: [default]\n      data:\n        A: x\n"
+    gh = "  githubSecrets:\n    repositories:\n      acme/app:\n        secrets:\n          B: y\n"
+    svc = world.service()
+    svc.create_environment(EnvRef("acme", "kbase"), "values:\n" + kube)
+    svc.create_environment(EnvRef("acme", "kmid"), "imports:\n  - acme/kbase\nvalues:\n" + gh)
+    svc.create_environment(EnvRef("acme", "kleaf"), "imports:\n  - acme/kmid@1\nvalues:\n  x: 1\n")
+    svc.create_environment(EnvRef("default", "shared"), "values:\n" + kube)
+    svc.create_environment(EnvRef("acme", "bare"), "imports:\n  - shared\nvalues:\n  x: 1\n")
+    svc.create_environment(EnvRef("acme", "mention"), "values:\n  note: kubernetesSecrets live elsewhere\n")
+    client = signed_in(world, "reader")
+
+    def boom(*_args, **_kwargs):
+        raise AssertionError("the overview evaluated an environment")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Service, "_evaluate", boom)
+        page = client.get("/tiers")
+    assert page.status_code == 200
+    table = page.text.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = {
+        cells[0]: cells[1]
+        for row in table.split("</tr>")
+        if (cells := [re.sub(r"<[^>]+>", "", c).strip() for c in row.split("</td>")[:2]]) and len(cells) == 2
+    }
+    assert rows == {
+        "acme/bare": "kubernetes (imported from default/shared)",
+        "acme/kbase": "kubernetes",
+        "acme/kleaf": "kubernetes (imported from acme/kbase), github (imported from acme/kmid)",
+        "acme/kmid": "kubernetes (imported from acme/kbase), github",
+        "default/shared": "kubernetes",
+    }
+    assert 'href="/environments/acme/kbase"' in table
+    leaf = client.get("/environments/acme/kleaf/tiers").text  # the page agrees: declared, through the import
+    assert 'data-tier-state="not declared"' not in leaf and 'data-tier-state="not configured"' in leaf
+
+
 # --------------------------------------------------------------------------- audit
 
 

@@ -4,12 +4,15 @@ The server's own environment says where the tiers are: ``STRONGROOM_KUBECONFIG``
 ``KUBECONFIG``) and ``STRONGROOM_KUBE_CONTEXT``, or the in-cluster service account
 (``KUBERNETES_SERVICE_HOST``); ``GITHUB_TOKEN`` (or a ``token`` in the projection) and
 ``STRONGROOM_GITHUB_API_URL``. A tier without them is shown as "not configured".
+The work is the tier modules' (``environment_status``, ``plan_environment``,
+``sync_environment``, the same functions ``strongroom sync`` uses); this module renders it.
 """
 
 from __future__ import annotations
 
 __all__ = ["TierStatus", "tier_action", "tiers_overview", "tiers_view"]
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -22,8 +25,7 @@ from strongroom.errors import StrongroomError
 from strongroom.model import EnvRef, RevisionRef
 
 if TYPE_CHECKING:
-    from strongroom.tiers._kube_client import KubeClient
-    from strongroom.tiers._kube_projection import SecretSpec
+    from strongroom.tiers.kubernetes import Cluster
 
 TIERS = ("kubernetes", "github")
 _SECTIONS = {"kubernetes": "kubernetesSecrets", "github": "githubSecrets"}
@@ -33,7 +35,7 @@ _MISSING_STATES = frozenset({"missing", "deleted"})
 @dataclass
 class TierStatus:
     """What one tier looks like for one environment. ``overall``: in sync, drifted, missing, not declared,
-    not configured, needs the opener role, or error."""
+    not configured, needs the opener role, or error. ``targets``: (target, state, detail) rows."""
 
     tier: str
     overall: str
@@ -60,52 +62,36 @@ def _overall(states: list[str]) -> str:
     return "drifted"
 
 
-def _kube_client(ctx: Ctx) -> KubeClient:
-    from strongroom.tiers._kube_client import KubeClient
+def _cluster(ctx: Ctx) -> Cluster:
+    from strongroom.tiers.kubernetes import Cluster
 
     settings = kube_settings(ctx.state.config.environ)
     assert settings is not None
-    return KubeClient.connect(settings[0], settings[1])
+    return Cluster(*settings)
 
 
-def _kube_open(ctx: Ctx, ref: EnvRef) -> tuple[list[SecretSpec], int, bytes]:
-    from strongroom.tiers._kube_projection import project_kubernetes_secrets
-
-    rev = ctx.service.resolve(RevisionRef(ref))
-    value, _ev = ctx.service.open(RevisionRef(ref, rev.number))
-    return project_kubernetes_secrets(value), rev.number, ctx.service.audit_key()
+def _github_url(ctx: Ctx) -> str | None:
+    return ctx.state.config.environ.get("STRONGROOM_GITHUB_API_URL") or None
 
 
 def kubernetes_state(ctx: Ctx, ref: EnvRef) -> TierStatus:
-    from strongroom.tiers import kubernetes as kube
+    from strongroom.tiers import kubernetes
 
-    specs, revision, key = _kube_open(ctx, ref)
-    client = _kube_client(ctx)
-    try:
-        entries = kube.kubernetes_status(
-            client, specs, key=key, environment=str(ref), synced=kube.synced_secrets(ctx.service, str(ref))
-        )
-    finally:
-        client.close()
-    kube._audit(ctx.service, RevisionRef(ref), revision, "status", entries, all(e.state == "in-sync" for e in entries))
+    entries = kubernetes.environment_status(ctx.service, RevisionRef(ref), _cluster(ctx))
     targets = [(e.target, e.state, e.detail) for e in entries]
     return TierStatus("kubernetes", _overall([e.state for e in entries]), targets=targets)
 
 
 def github_state(ctx: Ctx, ref: EnvRef) -> TierStatus:
-    from strongroom.tiers.github import run_status
+    from strongroom.tiers import github
 
-    lines: list[str] = []
-    code = run_status(
-        ctx.service, RevisionRef(ref), api_url=_github_url(ctx), environ=ctx.state.config.environ, echo=lines.append
+    status = github.environment_status(
+        ctx.service, RevisionRef(ref), api_url=_github_url(ctx), environ=ctx.state.config.environ
     )
-    kinds = [line.split(": ", 1)[1].split(" ", 1)[0] for line in lines if line.startswith("  ") and ": " in line]
-    overall = "in sync" if code == 0 else _overall(kinds or ["drifted"])
-    return TierStatus("github", overall, lines=lines)
-
-
-def _github_url(ctx: Ctx) -> str | None:
-    return ctx.state.config.environ.get("STRONGROOM_GITHUB_API_URL") or None
+    if not status.drift:
+        return TierStatus("github", "in sync", f"GitHub matches {status.env}@{status.revision}")
+    targets = [(f"{d.scope} {d.name}", d.kind, d.detail) for d in status.drift]
+    return TierStatus("github", _overall([d.kind for d in status.drift]), targets=targets)
 
 
 def _declared(ctx: Ctx, ref: EnvRef) -> dict[str, bool]:
@@ -146,6 +132,26 @@ def tiers_view(ctx: Ctx, project: str, name: str, output: TierStatus | None = No
     return ctx.render("tiers.html", env=ref, statuses=statuses, output=output)
 
 
+def _run_kubernetes(ctx: Ctx, ref: EnvRef, action: str) -> list[str]:
+    from strongroom.tiers import kubernetes
+
+    if action == "plan":
+        return kubernetes.render_plan(kubernetes.plan_environment(ctx.service, RevisionRef(ref), _cluster(ctx)))
+    report = kubernetes.sync_environment(ctx.service, RevisionRef(ref), _cluster(ctx), clock=ctx.state.clock)
+    return kubernetes.render_outcomes(report.outcomes)
+
+
+def _run_github(ctx: Ctx, ref: EnvRef, action: str) -> list[str]:
+    from strongroom.tiers import github
+
+    api_url, environ = _github_url(ctx), ctx.state.config.environ
+    if action == "plan":
+        plan = github.plan_environment(ctx.service, RevisionRef(ref), api_url=api_url, environ=environ)
+        return github.format_plan(plan)
+    report = github.sync_environment(ctx.service, RevisionRef(ref), api_url=api_url, environ=environ)
+    return github.format_outcomes(report)
+
+
 def tier_action(ctx: Ctx, project: str, name: str, tier: str, action: str) -> Response:
     """POST /environments/{project}/{name}/tiers/{tier}/{plan|sync}: editors only; shows the plan or the outcomes."""
     ref = env_ref(project, name)
@@ -154,56 +160,74 @@ def tier_action(ctx: Ctx, project: str, name: str, tier: str, action: str) -> Re
     ctx.require("write", ref)
     if not _configured(ctx, tier, ref):
         raise FormError(f"{tier} is not configured on this server")
-    lines: list[str] = []
     try:
-        if tier == "kubernetes":
-            lines = _kube_run(ctx, ref, plan_only=action == "plan")
-        else:
-            from strongroom.tiers.github import run_sync
-
-            run_sync(
-                ctx.service,
-                RevisionRef(ref),
-                api_url=_github_url(ctx),
-                plan_only=action == "plan",
-                environ=ctx.state.config.environ,
-                echo=lines.append,
-                progress=False,
-            )
+        lines = _run_kubernetes(ctx, ref, action) if tier == "kubernetes" else _run_github(ctx, ref, action)
     except StrongroomError as exc:
-        lines.append(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
+        lines = [f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")]
     return tiers_view(ctx, project, name, TierStatus(tier, action, lines=lines))
 
 
-def _kube_run(ctx: Ctx, ref: EnvRef, *, plan_only: bool) -> list[str]:
-    from strongroom.tiers import kubernetes as kube
+# --------------------------------------------------------------------------- the overview
 
-    specs, revision, key = _kube_open(ctx, ref)
-    client = _kube_client(ctx)
-    environment = str(ref)
-    try:
-        plan = kube.plan_kubernetes_sync(client, specs, key=key, environment=environment, revision=revision)
-        if plan_only:
-            refused = [c for c in plan.changes if c.action == "refuse"]
-            changes = [kube.Outcome(c.target, c.action) for c in plan.changes]
-            kube._audit(ctx.service, RevisionRef(ref), revision, "plan", changes, not refused)
-            return kube.render_plan(plan)
-        outcomes = kube.apply_kubernetes_sync(client, plan, key=key, clock=ctx.state.clock)
-    finally:
-        client.close()
-    kube._remember(ctx.service, environment, outcomes)
-    kube._audit(ctx.service, RevisionRef(ref), revision, "apply", outcomes, all(o.ok for o in outcomes))
-    return kube.render_outcomes(outcomes)
+
+def _import_target(written: str) -> str:
+    """The environment an import names (``proj/env``), as the service resolves it: a bare name is in
+    the default project; a pinned revision or tag is ignored (its latest revision stands in)."""
+    from strongroom.service import DEFAULT_PROJECT
+
+    name = written.partition("@")[0]
+    return name if "/" in name else f"{DEFAULT_PROJECT}/{name}"
+
+
+def _outline(ctx: Ctx, ref: EnvRef, revision: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(imports, top-level value keys) of a revision from its compiled cache, compiling only a cache
+    of another version."""
+    from strongroom.language.compiler import cached_outline, compile_definition
+
+    rev = ctx.service.store.get_revision(ref, revision)
+    found = cached_outline(rev.compiled)
+    if found is not None:
+        return found
+    compiled = compile_definition(rev.definition, str(ref))
+    keys = () if compiled.values is None else tuple(compiled.values.entries)
+    return tuple(i.name for i in compiled.imports), keys
+
+
+def projection_sources(ctx: Ctx) -> list[tuple[EnvRef, dict[str, str | None]]]:
+    """Each environment the caller may read that declares a tier's projection, itself (``None``) or
+    through its imports (the nearest declaring environment, breadth first).
+
+    One pass over the latest revisions' compiled caches: nothing is evaluated, no value is
+    decrypted. Imports of environments the caller may not read are not followed.
+    """
+    records = ctx.service.list_environments()
+    own: dict[str, set[str]] = {}
+    imports: dict[str, list[str]] = {}
+    for record in records:
+        names, keys = _outline(ctx, record.ref, record.latest_revision)
+        own[str(record.ref)] = {tier for tier, section in _SECTIONS.items() if section in keys}
+        imports[str(record.ref)] = [_import_target(n) for n in names]
+    rows: list[tuple[EnvRef, dict[str, str | None]]] = []
+    for record in records:
+        start = str(record.ref)
+        found: dict[str, str | None] = dict.fromkeys(own[start])
+        seen = {start}
+        queue = deque(imports[start])
+        while queue and len(found) < len(TIERS):
+            other = queue.popleft()
+            if other in seen or other not in own:
+                continue
+            seen.add(other)
+            for tier in own[other]:
+                found.setdefault(tier, other)
+            queue.extend(imports[other])
+        if found:
+            rows.append((record.ref, {tier: found[tier] for tier in TIERS if tier in found}))
+    return rows
 
 
 def tiers_overview(ctx: Ctx) -> Response:
-    """GET /tiers: the environments whose own definition declares a Kubernetes or GitHub projection."""
-    rows = []
-    for record in ctx.service.list_environments():
-        text = ctx.service.store.get_revision(record.ref, record.latest_revision).definition
-        found = [tier for tier, section in _SECTIONS.items() if section in text]
-        if found:
-            rows.append((record.ref, found))
+    """GET /tiers: the environments that declare a Kubernetes or GitHub projection, themselves or by import."""
     environ = ctx.state.config.environ
     configured = {"kubernetes": kube_settings(environ) is not None, "github": bool(environ.get("GITHUB_TOKEN"))}
-    return ctx.render("tiers_overview.html", rows=rows, configured=configured)
+    return ctx.render("tiers_overview.html", rows=projection_sources(ctx), configured=configured)

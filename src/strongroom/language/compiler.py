@@ -9,7 +9,7 @@ checks and their wording follow Pulumi ESC's loader. ``Compiled.to_json`` /
 
 from __future__ import annotations
 
-__all__ = ["BUILTINS", "Compiled", "ImportDecl", "compile_definition"]
+__all__ = ["BUILTINS", "Compiled", "ImportDecl", "cached_outline", "compile_definition"]
 
 import json
 from dataclasses import dataclass
@@ -136,6 +136,20 @@ class Compiled:
             return cls(raw["env"], imports, values, raw["description"], diags, counter[0], rotation)
         except (KeyError, TypeError, IndexError, RecursionError) as exc:
             raise ValueError(f"malformed compiled definition ({type(exc).__name__})") from None
+
+
+def cached_outline(data: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """(the imports as written, the top-level keys of ``values``) of a cache from ``Compiled.to_json``,
+    without rebuilding its nodes; ``None`` for another version or malformed data."""
+    try:
+        raw = json.loads(data)
+        if not isinstance(raw, dict) or raw.get("v") != CACHE_VERSION:
+            return None
+        values = raw["values"]
+        keys = () if values is None or values[0] != Obj.kind else tuple(str(entry[0]) for entry in values[3])
+        return tuple(str(i[0]) for i in raw["imports"]), keys
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
 
 
 def _kind(node: YNode | None) -> str:

@@ -456,10 +456,15 @@ def read_catalog(service: Service, env: EnvRef | None = None) -> list[CatalogIte
 
 def importers(service: Service) -> dict[str, tuple[str, ...]]:
     """For each environment, the environments that import it (directly or not), from the compiled caches."""
+    from strongroom.service import DEFAULT_PROJECT
+
     direct: dict[str, set[str]] = {}
     for cat in _env_catalogs(service, None):
-        for name in cat.imports:
-            direct.setdefault(name.split("@", 1)[0], set()).add(cat.env)
+        for written in cat.imports:
+            name = written.split("@", 1)[0]
+            if "/" not in name:  # a bare name is in the default project, as the evaluator resolves it
+                name = f"{DEFAULT_PROJECT}/{name}"
+            direct.setdefault(name, set()).add(cat.env)
     closed: dict[str, tuple[str, ...]] = {}
     for start in direct:
         seen: set[str] = set()

@@ -3,7 +3,10 @@
 ``plan_github_sync`` reads the projection, checks it (before any request), lists what
 GitHub holds and compares it with what Strongroom owns; ``apply_github_sync`` writes the
 changes (sealed boxes, a write budget, retries) and records ownership; ``github_status``
-reports drift. ``sync_from_cli`` / ``status_from_cli`` are what ``strongroom sync`` calls.
+reports drift. For one stored environment, ``environment_status``, ``plan_environment`` and
+``sync_environment`` open it, connect with its token, do the above and audit it, returning
+data; ``run_sync`` / ``run_status`` (what ``strongroom sync`` calls, through ``sync_from_cli`` /
+``status_from_cli``) print it and the web console renders it.
 See ``docs/github.md``.
 """
 
@@ -16,19 +19,29 @@ __all__ = [
     "Drift",
     "GitHubPlan",
     "GitHubProjection",
+    "GitHubStatus",
     "Outcome",
     "PlannedChange",
+    "SyncReport",
     "SyncSettings",
     "apply_github_sync",
     "check_secrets_permission",
     "check_token",
+    "environment_status",
+    "format_outcomes",
+    "format_plan",
+    "format_status",
     "github_status",
     "load_owned",
     "owned_scopes",
     "parse_projection",
+    "plan_environment",
     "plan_github_sync",
+    "run_status",
+    "run_sync",
     "save_owned",
     "status_from_cli",
+    "sync_environment",
     "sync_from_cli",
     "validate_projection",
 ]
@@ -715,7 +728,7 @@ def github_status(
     return drift
 
 
-# --------------------------------------------------------------------------- CLI
+# --------------------------------------------------------------------------- one environment
 
 
 def _client(api_url: str, token: str, settings: SyncSettings) -> GitHubClient:
@@ -727,6 +740,115 @@ def _client(api_url: str, token: str, settings: SyncSettings) -> GitHubClient:
         timeout=settings.timeout,
         transport=settings.transport,
     )
+
+
+@contextmanager
+def _connect(
+    service: Service,
+    ref: RevisionRef,
+    api_url: str | None,
+    environ: Mapping[str, str] | None,
+    settings: SyncSettings,
+) -> Iterator[tuple[int, GitHubProjection, GitHubClient]]:
+    """Open ``ref``'s projection (checked before any request) and a client with its token."""
+    revision, projection = _open_projection(service, ref)
+    token = _token(projection, os.environ if environ is None else environ)
+    with _client(api_url or DEFAULT_API_URL, token, settings) as client:
+        yield revision, projection, client
+
+
+@dataclass(frozen=True, slots=True)
+class GitHubStatus:
+    """How GitHub differs from revision ``revision`` of ``env``: no drift means in sync."""
+
+    env: EnvRef
+    revision: int
+    drift: list[Drift]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What :func:`sync_environment` did: the plan it carried out and one :class:`Outcome` per secret."""
+
+    plan: GitHubPlan
+    outcomes: list[Outcome]
+
+    def count(self, result: str) -> int:
+        return sum(1 for o in self.outcomes if o.result == result)
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+
+def environment_status(
+    service: Service,
+    ref: RevisionRef,
+    *,
+    api_url: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    settings: SyncSettings | None = None,
+) -> GitHubStatus:
+    """Open ``ref``'s ``githubSecrets`` and compare it with GitHub (:func:`github_status`).
+
+    The token is the projection's ``token`` or ``GITHUB_TOKEN`` of ``environ`` (``os.environ`` when ``None``).
+    """
+    with _connect(service, ref, api_url, environ, settings or SyncSettings()) as (revision, projection, client):
+        drift = github_status(service, ref, client, projection, revision)
+    return GitHubStatus(ref.env, revision, drift)
+
+
+def plan_environment(
+    service: Service,
+    ref: RevisionRef,
+    *,
+    api_url: str | None = None,
+    prune: bool = False,
+    adopt: bool = False,
+    environ: Mapping[str, str] | None = None,
+    settings: SyncSettings | None = None,
+) -> GitHubPlan:
+    """What a sync of ``ref`` would change, without changing anything; audited as a ``plan``."""
+    settings = settings or SyncSettings()
+    with _connect(service, ref, api_url, environ, settings) as (revision, projection, client):
+        plan = plan_github_sync(
+            service, ref, client, projection, revision, prune=prune, adopt=adopt, concurrency=settings.concurrency
+        )
+    _record(service, plan, [], "plan")
+    return plan
+
+
+def sync_environment(
+    service: Service,
+    ref: RevisionRef,
+    *,
+    api_url: str | None = None,
+    prune: bool = False,
+    adopt: bool = False,
+    environ: Mapping[str, str] | None = None,
+    settings: SyncSettings | None = None,
+    on_planned: Callable[[GitHubPlan], None] | None = None,
+    on_progress: Callable[[Outcome], None] | None = None,
+) -> SyncReport:
+    """Plan and apply a sync of ``ref``; audited as an ``apply``.
+
+    ``ConflictError`` (nothing written) when a declared secret exists on GitHub and Strongroom
+    did not create it, unless ``adopt``. ``on_planned`` sees the plan before any write;
+    ``on_progress`` each secret's outcome.
+    """
+    settings = settings or SyncSettings()
+    with _connect(service, ref, api_url, environ, settings) as (revision, projection, client):
+        plan = plan_github_sync(
+            service, ref, client, projection, revision, prune=prune, adopt=adopt, concurrency=settings.concurrency
+        )
+        if on_planned is not None:
+            on_planned(plan)
+        outcomes = apply_github_sync(service, plan, client, concurrency=settings.concurrency, on_progress=on_progress)
+    _record(service, plan, outcomes, "apply")
+    return SyncReport(plan, outcomes)
+
+
+# --------------------------------------------------------------------------- CLI
 
 
 _SIGN = {"add": "+", "change": "~", "remove": "-", "unchanged": "=", "conflict": "!", "orphan": "?"}
@@ -741,28 +863,67 @@ def format_plan(plan: GitHubPlan) -> list[str]:
     return lines
 
 
-@contextmanager
-def _progress(total: int, enabled: bool) -> Iterator[Callable[[Outcome], None] | None]:
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def format_outcomes(report: SyncReport) -> list[str]:
+    """One line per secret, then the counts. Never a value."""
+    lines = []
+    for o in report.outcomes:
+        reason = f": {o.reason}" if o.reason else ""
+        lines.append(f"  {o.scope} {o.name}: {o.result}{reason}")
+    plan = report.plan
+    lines.append(
+        f"synced {plan.env}@{plan.revision} to GitHub: {report.count('created')} created, "
+        f"{report.count('updated')} updated, {report.count('deleted')} deleted, "
+        f"{report.count('unchanged')} unchanged, {report.failed} failed"
+    )
+    return lines
 
-    with Progress(
-        TextColumn("syncing to GitHub"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("sync", total=total)
-        yield lambda _outcome: bar.advance(task)
+
+def format_status(status: GitHubStatus) -> list[str]:
+    lines = [f"  {d.scope} {d.name}: {d.kind} ({d.detail})" for d in status.drift]
+    if not status.drift:
+        lines.append(f"no drift: GitHub matches {status.env}@{status.revision}")
+    else:
+        lines.append(f"{len(status.drift)} secret(s) drifted from {status.env}@{status.revision}")
+    return lines
 
 
 #: A sync shows a progress bar (on a terminal) when it writes at least this many secrets.
 PROGRESS_THRESHOLD = 10
+
+
+class _ProgressBar:
+    """A Rich progress bar on stderr, started once the plan is known (when enabled and the plan
+    writes at least ``PROGRESS_THRESHOLD`` secrets)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._enabled = enabled
+        self._bar: Any = None
+        self._task: Any = None
+
+    def start(self, plan: GitHubPlan) -> None:
+        if not self._enabled or len(plan.writes) < PROGRESS_THRESHOLD:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(
+            TextColumn("syncing to GitHub"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._bar.add_task("sync", total=len(plan.writes))
+        self._bar.start()
+
+    def advance(self, _outcome: Outcome) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def run_sync(
@@ -778,35 +939,32 @@ def run_sync(
     echo: Callable[[str], None] = print,
     progress: bool | None = None,
 ) -> int:
-    """``strongroom sync ENV --to github``: plan, then (unless ``plan_only``) apply. Returns the exit code."""
-    settings = settings or SyncSettings()
-    revision, projection = _open_projection(service, ref)
-    token = _token(projection, os.environ if environ is None else environ)
-    with _client(api_url or DEFAULT_API_URL, token, settings) as client:
-        plan = plan_github_sync(
-            service, ref, client, projection, revision, prune=prune, adopt=adopt, concurrency=settings.concurrency
+    """``strongroom sync ENV --to github``: plan, then (unless ``plan_only``) apply, and print; the exit code."""
+    if plan_only:
+        plan = plan_environment(
+            service, ref, api_url=api_url, prune=prune, adopt=adopt, environ=environ, settings=settings
         )
-        if plan_only:
-            for line in format_plan(plan):
-                echo(line)
-            _record(service, plan, [], "plan")
-            return 1 if plan.count("conflict") else 0
-        show = progress if progress is not None else sys.stderr.isatty()
-        with _progress(len(plan.writes), show and len(plan.writes) >= PROGRESS_THRESHOLD) as on_progress:
-            outcomes = apply_github_sync(
-                service, plan, client, concurrency=settings.concurrency, on_progress=on_progress
-            )
-    _record(service, plan, outcomes, "apply")
-    for o in outcomes:
-        reason = f": {o.reason}" if o.reason else ""
-        echo(f"  {o.scope} {o.name}: {o.result}{reason}")
-    failed = sum(1 for o in outcomes if o.failed)
-    counts = {r: sum(1 for o in outcomes if o.result == r) for r in ("created", "updated", "deleted", "unchanged")}
-    echo(
-        f"synced {ref.env}@{revision} to GitHub: {counts['created']} created, {counts['updated']} updated, "
-        f"{counts['deleted']} deleted, {counts['unchanged']} unchanged, {failed} failed"
-    )
-    return 1 if failed else 0
+        for line in format_plan(plan):
+            echo(line)
+        return 1 if plan.count("conflict") else 0
+    bar = _ProgressBar(progress if progress is not None else sys.stderr.isatty())
+    try:
+        report = sync_environment(
+            service,
+            ref,
+            api_url=api_url,
+            prune=prune,
+            adopt=adopt,
+            environ=environ,
+            settings=settings,
+            on_planned=bar.start,
+            on_progress=bar.advance,
+        )
+    finally:
+        bar.stop()
+    for line in format_outcomes(report):
+        echo(line)
+    return 1 if report.failed else 0
 
 
 def run_status(
@@ -819,18 +977,10 @@ def run_status(
     echo: Callable[[str], None] = print,
 ) -> int:
     """``strongroom sync status ENV --to github``: drift, one line each; 1 when there is any."""
-    settings = settings or SyncSettings()
-    revision, projection = _open_projection(service, ref)
-    token = _token(projection, os.environ if environ is None else environ)
-    with _client(api_url or DEFAULT_API_URL, token, settings) as client:
-        drift = github_status(service, ref, client, projection, revision)
-    for d in drift:
-        echo(f"  {d.scope} {d.name}: {d.kind} ({d.detail})")
-    if not drift:
-        echo(f"no drift: GitHub matches {ref.env}@{revision}")
-        return 0
-    echo(f"{len(drift)} secret(s) drifted from {ref.env}@{revision}")
-    return 1
+    status = environment_status(service, ref, api_url=api_url, environ=environ, settings=settings)
+    for line in format_status(status):
+        echo(line)
+    return 1 if status.drift else 0
 
 
 def _echo(line: str) -> None:

@@ -3,6 +3,9 @@
 ``plan_kubernetes_sync`` reads the cluster and decides, per namespace and Secret, what to do;
 ``apply_kubernetes_sync`` does it (bounded concurrency, 409s re-read and re-planned);
 ``kubernetes_status`` reports drift; ``preview_up``/``preview_down`` manage preview namespaces.
+For one stored environment, ``environment_status``, ``plan_environment`` and ``sync_environment``
+open it, do the above on a :class:`Cluster` and audit it, returning data: the CLI
+(``sync_from_cli``, ``status_from_cli``) and the web console print or render what they return.
 Ownership: a Secret is Strongroom's when it has the ``app.kubernetes.io/managed-by=strongroom`` label;
 nothing else is overwritten or deleted without ``--adopt``. See docs/kubernetes.md.
 """
@@ -10,25 +13,35 @@ nothing else is overwritten or deleted without ``--adopt``. See docs/kubernetes.
 from __future__ import annotations
 
 __all__ = [
+    "Cluster",
     "DriftEntry",
+    "KubeClient",
     "KubePlan",
     "Outcome",
     "SecretChange",
     "SyncOptions",
+    "SyncReport",
     "apply_kubernetes_sync",
+    "environment_status",
     "kubernetes_status",
+    "plan_environment",
     "plan_kubernetes_sync",
     "preview_down",
     "preview_namespace",
     "preview_up",
+    "render_outcomes",
+    "render_plan",
     "status_from_cli",
+    "sync_environment",
     "sync_from_cli",
+    "synced_secrets",
 ]
 
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -639,17 +652,43 @@ def render_outcomes(outcomes: list[Outcome]) -> list[str]:
     return lines
 
 
-# --------------------------------------------------------------------------- CLI entry points
+# --------------------------------------------------------------------------- one environment
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """How to reach the Kubernetes API: a kubeconfig file and context. Without a file: the
+    in-cluster service account, else ``KUBECONFIG``, else ``~/.kube/config``."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[KubeClient]:
+        """A client, closed on leaving the block."""
+        client = KubeClient.connect(self.kubeconfig, self.context)
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What :func:`sync_environment` did: the plan it carried out and one :class:`Outcome` per target."""
+
+    plan: KubePlan
+    outcomes: list[Outcome]
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outcomes)
 
 
 def _open(service: Service, ref: RevisionRef) -> tuple[list[SecretSpec], int, bytes]:
     rev = service.resolve(ref)
     value, _ev = service.open(RevisionRef(ref.env, rev.number))
     return project_kubernetes_secrets(value), rev.number, service.audit_key()
-
-
-def _client(options: Mapping[str, Any]) -> KubeClient:
-    return KubeClient.connect(options.get("kubeconfig"), options.get("kube_context"))
 
 
 def _audit(
@@ -671,34 +710,6 @@ def _audit(
         details=[("mode", mode), ("namespaces", ",".join(namespaces)), ("secrets", ";".join(targets))],
     )
     service.record(event)
-
-
-def _echo(lines: Iterable[str], *, err: bool = False) -> None:
-    import click
-
-    for line in lines:
-        click.echo(line, err=err)
-
-
-def _progress(total: int) -> tuple[Callable[[Outcome], None] | None, Callable[[], None]]:
-    """A Rich progress bar on stderr when it is a terminal and there are many targets."""
-    if total < PROGRESS_THRESHOLD or not sys.stderr.isatty():
-        return None, lambda: None
-    import threading
-
-    from rich.console import Console
-    from rich.progress import Progress
-
-    progress = Progress(console=Console(stderr=True), transient=True)
-    task = progress.add_task("syncing Secrets", total=total)
-    progress.start()
-    lock = threading.Lock()
-
-    def advance(_outcome: Outcome) -> None:
-        with lock:
-            progress.advance(task)
-
-    return advance, progress.stop
 
 
 _WRITTEN = frozenset({"created", "updated", "recreated", "unchanged"})
@@ -726,9 +737,104 @@ def _remember(service: Service, environment: str, outcomes: list[Outcome]) -> No
     service.store.set_meta(_state_key(environment), json.dumps(sorted(targets)))
 
 
+def environment_status(service: Service, ref: RevisionRef, cluster: Cluster) -> list[DriftEntry]:
+    """Open ``ref`` and compare it with the cluster (:func:`kubernetes_status`); audited as a ``status``."""
+    specs, revision, key = _open(service, ref)
+    environment = str(ref.env)
+    with cluster.connect() as client:
+        entries = kubernetes_status(
+            client, specs, key=key, environment=environment, synced=synced_secrets(service, environment)
+        )
+    _audit(service, ref, revision, "status", entries, all(e.state == "in-sync" for e in entries))
+    return entries
+
+
+def plan_environment(
+    service: Service, ref: RevisionRef, cluster: Cluster, options: SyncOptions = SyncOptions()
+) -> KubePlan:
+    """Open ``ref`` and plan its sync without changing anything; audited as a ``plan``."""
+    specs, revision, key = _open(service, ref)
+    environment = str(ref.env)
+    with cluster.connect() as client:
+        plan = plan_kubernetes_sync(client, specs, key=key, environment=environment, revision=revision, options=options)
+    refused = plan.count("refuse") > 0
+    _audit(service, ref, revision, "plan", [Outcome(c.target, c.action) for c in plan.changes], not refused)
+    return plan
+
+
+def sync_environment(
+    service: Service,
+    ref: RevisionRef,
+    cluster: Cluster,
+    options: SyncOptions = SyncOptions(),
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    on_planned: Callable[[KubePlan], None] | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> SyncReport:
+    """Open ``ref``, plan and apply its sync (``options.plan_only`` is not read: see
+    :func:`plan_environment`), remember what was written and audit it as an ``apply``.
+
+    ``on_planned`` sees the plan before anything is written; ``on_done`` each target's outcome.
+    """
+    specs, revision, key = _open(service, ref)
+    environment = str(ref.env)
+    with cluster.connect() as client:
+        plan = plan_kubernetes_sync(client, specs, key=key, environment=environment, revision=revision, options=options)
+        if on_planned is not None:
+            on_planned(plan)
+        outcomes = apply_kubernetes_sync(client, plan, key=key, options=options, clock=clock, on_done=on_done)
+    report = SyncReport(plan, outcomes)
+    _remember(service, environment, outcomes)
+    _audit(service, ref, revision, "apply", outcomes, report.ok)
+    return report
+
+
+# --------------------------------------------------------------------------- CLI entry points
+
+
+def _cluster(options: Mapping[str, Any]) -> Cluster:
+    return Cluster(options.get("kubeconfig"), options.get("kube_context"))
+
+
+def _echo(lines: Iterable[str], *, err: bool = False) -> None:
+    import click
+
+    for line in lines:
+        click.echo(line, err=err)
+
+
+class _ProgressBar:
+    """A Rich progress bar on stderr, shown once the plan is known, when stderr is a terminal and
+    there are many targets."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._task: Any = None
+        self._lock = threading.Lock()
+
+    def start(self, plan: KubePlan) -> None:
+        if len(plan.changes) < PROGRESS_THRESHOLD or not sys.stderr.isatty():
+            return
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._bar = Progress(console=Console(stderr=True), transient=True)
+        self._task = self._bar.add_task("syncing Secrets", total=len(plan.changes))
+        self._bar.start()
+
+    def advance(self, _outcome: Outcome) -> None:
+        if self._bar is not None:
+            with self._lock:
+                self._bar.advance(self._task)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
 def sync_from_cli(service: Service, ref: RevisionRef, options: Mapping[str, Any]) -> int:
     """``strongroom sync ENV --to kubernetes``: plan, print, apply (unless ``--plan``); the exit code."""
-    specs, revision, key = _open(service, ref)
     opts = SyncOptions(
         plan_only=bool(options.get("plan_only")),
         prune=bool(options.get("prune")),
@@ -736,46 +842,28 @@ def sync_from_cli(service: Service, ref: RevisionRef, options: Mapping[str, Any]
         restart=bool(options.get("restart")),
         namespace_create=bool(options.get("namespace_create")),
     )
-    environment = str(ref.env)
-    client = _client(options)
+    if opts.plan_only:
+        plan = plan_environment(service, ref, _cluster(options), opts)
+        _echo(render_plan(plan))
+        return 1 if plan.count("refuse") else 0
+    bar = _ProgressBar()
     try:
-        plan = plan_kubernetes_sync(client, specs, key=key, environment=environment, revision=revision, options=opts)
-        if opts.plan_only:
-            _echo(render_plan(plan))
-            refused = [Outcome(c.target, "failed", c.reason) for c in plan.changes if c.action == "refuse"]
-            _audit(service, ref, revision, "plan", [Outcome(c.target, c.action) for c in plan.changes], not refused)
-            return 1 if refused else 0
-        advance, stop = _progress(len(plan.changes))
-        try:
-            outcomes = apply_kubernetes_sync(client, plan, key=key, options=opts, on_done=advance)
-        finally:
-            stop()
+        report = sync_environment(service, ref, _cluster(options), opts, on_planned=bar.start, on_done=bar.advance)
     finally:
-        client.close()
-    ok = all(o.ok for o in outcomes)
-    _remember(service, environment, outcomes)
-    _echo(render_outcomes(outcomes))
-    if not plan.changes:
-        _echo([f"note: {environment} declares no kubernetesSecrets for any existing namespace"], err=True)
-    _audit(service, ref, revision, "apply", outcomes, ok)
-    return 0 if ok else 1
+        bar.stop()
+    _echo(render_outcomes(report.outcomes))
+    if not report.plan.changes:
+        _echo([f"note: {ref.env} declares no kubernetesSecrets for any existing namespace"], err=True)
+    return 0 if report.ok else 1
 
 
 def status_from_cli(service: Service, ref: RevisionRef, options: Mapping[str, Any]) -> int:
     """``strongroom sync status ENV --to kubernetes``: print drift; exit 1 when there is any."""
-    specs, revision, key = _open(service, ref)
-    client = _client(options)
-    try:
-        entries = kubernetes_status(
-            client, specs, key=key, environment=str(ref.env), synced=synced_secrets(service, str(ref.env))
-        )
-    finally:
-        client.close()
+    entries = environment_status(service, ref, _cluster(options))
     drift = [e for e in entries if e.state != "in-sync"]
     for entry in entries:
         _echo([f"{entry.state:<9} {entry.target}" + (f": {entry.detail}" if entry.detail else "")])
     _echo([f"{len(entries) - len(drift)} in sync, {len(drift)} drifted"])
-    _audit(service, ref, revision, "status", entries, not drift)
     return 1 if drift else 0
 
 
@@ -784,11 +872,8 @@ def preview_up_from_cli(service: Service, pr: int, ref: RevisionRef, options: Ma
     matching = [s for s in specs if match_namespaces(s.namespaces, [preview_namespace(pr)])]
     if not matching:
         _echo([f"note: no Secret of {ref.env} selects namespace {preview_namespace(pr)}"], err=True)
-    client = _client(options)
-    try:
+    with _cluster(options).connect() as client:
         _plan, outcomes = preview_up(client, specs, pr, key=key, environment=str(ref.env), revision=revision)
-    finally:
-        client.close()
     ok = all(o.ok for o in outcomes)
     _echo(render_outcomes(outcomes))
     _audit(service, ref, revision, f"preview-up {pr}", outcomes, ok)
@@ -796,11 +881,8 @@ def preview_up_from_cli(service: Service, pr: int, ref: RevisionRef, options: Ma
 
 
 def preview_down_from_cli(service: Service, pr: int, options: Mapping[str, Any]) -> int:
-    client = _client(options)
-    try:
+    with _cluster(options).connect() as client:
         outcomes = preview_down(client, pr)
-    finally:
-        client.close()
     ok = all(o.ok for o in outcomes)
     _echo(render_outcomes(outcomes))
     event = service.event(
