@@ -7,8 +7,6 @@ temporary directory, or to ``docs/console/`` with ``STRONGROOM_CONSOLE_SCREENSHO
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +24,6 @@ from .conftest import APP, NEW_TOKEN_VALUE, SECRET, World, make_world
 
 pytestmark = pytest.mark.console
 
-CHROMIUM = os.environ.get("STRONGROOM_CHROMIUM", "/usr/bin/chromium")
-REQUIRE = os.environ.get("STRONGROOM_REQUIRE_CONSOLE_E2E") == "1"
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "console"
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 KUBE_ENV = """values:
@@ -41,44 +36,6 @@ KUBE_ENV = """values:
       data:
         PASSWORD: ${{app.password}}
 """
-
-
-def _unavailable() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright for Python is not installed (pip install playwright)"
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        return f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-    return None
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    reason = _unavailable()
-    if reason is not None:
-        if REQUIRE:
-            pytest.fail(f"{reason}; STRONGROOM_REQUIRE_CONSOLE_E2E=1 requires it", pytrace=False)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture(scope="session")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if os.environ.get("STRONGROOM_CONSOLE_SCREENSHOTS") == "1":
-        DOCS.mkdir(parents=True, exist_ok=True)
-        return DOCS
-    return tmp_path_factory.mktemp("console-screenshots")
 
 
 @pytest.fixture(scope="module")
