@@ -141,3 +141,13 @@ def test_no_propagate(envs, environ, tiers) -> None:  # noqa: F811
     assert res.exit_code == 0
     assert "propagate: pending (no targets configured)" in res.output
     assert kube.api.secret_data("api-token", "api") is None
+
+
+def test_no_github_token_at_all_is_not_configured_rather_than_failed(envs, environ, tiers) -> None:  # noqa: F811
+    kube, gh, kubeconfig = tiers
+    res = rotate(environ, str(BASE), "app.token", "--yes", "--kubeconfig", kubeconfig, "--github-api-url", gh.url)
+    assert res.exit_code == 0, res.output  # nothing failed: GitHub simply has no credentials here
+    assert "github from acme/prod: not configured" in res.output
+    assert "to re-sync: strongroom sync acme/prod --to github" in res.output
+    assert gh.requests == []
+    assert (kube.api.secret_data("api-token", "api") or {})["TOKEN"] == current(envs).encode()

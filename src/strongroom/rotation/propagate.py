@@ -136,8 +136,12 @@ class TierPropagator:
         return "; ".join(f"{o.tier} from {o.environment}: {o.outcome}" for o in done)
 
     def _run(self, tier: str, name: str, command: str, sync: Callable[[], int]) -> PropagationOutcome:
+        from strongroom.tiers.github import NoTokenError
+
         try:
             code = sync()
+        except NoTokenError:  # no credentials at all: like an unreachable cluster, left to a person
+            return PropagationOutcome(tier, name, "not configured", command)
         except StrongroomError as exc:
             return PropagationOutcome(tier, name, f"failed: {exc.message}", command)
         except Exception as exc:  # a tier failing must not undo or hide the rotation

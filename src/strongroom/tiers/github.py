@@ -20,6 +20,7 @@ __all__ = [
     "GitHubPlan",
     "GitHubProjection",
     "GitHubStatus",
+    "NoTokenError",
     "Outcome",
     "PlannedChange",
     "SyncReport",
@@ -393,10 +394,14 @@ def _open_projection(service: Service, ref: RevisionRef) -> tuple[int, GitHubPro
     return revision, _normalised(projection)
 
 
+class NoTokenError(AuthenticationError):
+    """No GitHub token at all (neither ``GITHUB_TOKEN`` nor the projection's ``token``): not configured."""
+
+
 def _token(projection: GitHubProjection, environ: Mapping[str, str]) -> str:
     token = projection.token or environ.get("GITHUB_TOKEN") or ""
     if not token.strip():
-        raise AuthenticationError(
+        raise NoTokenError(
             "no GitHub token",
             hint=f"set GITHUB_TOKEN, or name a stored value as `token: ${{...}}` in {PROJECTION}",
         )
