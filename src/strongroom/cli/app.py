@@ -38,6 +38,20 @@ class _Group(click.Group):
             _fail(exc)
 
 
+class _DefaultCommandGroup(_Group):
+    """A :class:`_Group` whose first argument, when it names no subcommand, goes to ``default_command``:
+    ``sync ENV`` is ``sync push ENV``, ``incident ENV PATH`` is ``incident respond ENV PATH``."""
+
+    def __init__(self, *args: Any, default_command: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.default_command = default_command
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args.insert(0, self.default_command)
+        return super().resolve_command(ctx, args)
+
+
 #: Subcommand groups imported only when used, so that `env get` does not pay for them.
 _LAZY = {
     "audit": ("strongroom.cli.audit", "audit"),

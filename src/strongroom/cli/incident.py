@@ -15,10 +15,11 @@ __all__ = ["incident"]
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
+from strongroom.cli.app import _DefaultCommandGroup
 from strongroom.errors import StrongroomError, UsageError
 from strongroom.model import EnvRef, RevisionRef
 
@@ -46,27 +47,7 @@ def _since(text: str, now: datetime) -> str:
         raise UsageError(f"--since {text!r} is neither a duration (90d, 12h) nor a date (YYYY-MM-DD)") from None
 
 
-class _IncidentGroup(click.Group):
-    """``incident ENV PATH ...`` responds to an incident; ``incident ls`` lists them.
-
-    Strongroom errors become one clean line and their exit code, as everywhere in the CLI.
-    """
-
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
-            args.insert(0, "respond")
-        return super().resolve_command(ctx, args)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        from strongroom.cli.app import _fail
-
-        try:
-            return super().invoke(ctx)
-        except StrongroomError as exc:
-            _fail(exc)
-
-
-@click.group(cls=_IncidentGroup)
+@click.group(cls=_DefaultCommandGroup, default_command="respond")
 def incident() -> None:
     """Respond to a compromised secret (incident ENV PATH), or list incidents (incident ls)."""
 

@@ -12,20 +12,8 @@ from typing import Any
 
 import click
 
+from strongroom.cli.app import _Group
 from strongroom.model import RevisionRef
-
-
-class _PreviewGroup(click.Group):
-    """Strongroom errors become one clean line and their exit code, as everywhere in the CLI."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        from strongroom.cli.app import _fail
-        from strongroom.errors import StrongroomError
-
-        try:
-            return super().invoke(ctx)
-        except StrongroomError as exc:
-            _fail(exc)
 
 
 def _kube_options(func: Any) -> Any:
@@ -33,7 +21,7 @@ def _kube_options(func: Any) -> Any:
     return click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig file.")(func)
 
 
-@click.group(cls=_PreviewGroup)
+@click.group(cls=_Group)
 def preview() -> None:
     """Create or remove a pull request's preview namespace and its Secrets."""
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from strongroom.cli.app import _DefaultCommandGroup
 from strongroom.errors import UsageError
 from strongroom.model import RevisionRef
 
@@ -42,28 +43,7 @@ def _options(func: Any) -> Any:
     return func
 
 
-class _SyncGroup(click.Group):
-    """``sync ENV ...`` runs the sync; ``sync status ENV ...`` reports drift.
-
-    Strongroom errors become one clean line and their exit code, as everywhere in the CLI.
-    """
-
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
-            args.insert(0, "push")
-        return super().resolve_command(ctx, args)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        from strongroom.cli.app import _fail
-        from strongroom.errors import StrongroomError
-
-        try:
-            return super().invoke(ctx)
-        except StrongroomError as exc:
-            _fail(exc)
-
-
-@click.group(cls=_SyncGroup)
+@click.group(cls=_DefaultCommandGroup, default_command="push")
 def sync() -> None:
     """Push an environment's projections to Kubernetes or GitHub, or report drift."""
 
