@@ -37,17 +37,17 @@ def propagation_options(func: Any) -> Any:
 
 def make_propagator(service: Service, environ: dict[str, str], tiers: dict[str, Any]) -> TierPropagator | None:
     """The tier re-sync for the propagate step, from :func:`propagation_options` (``None``: ``--no-propagate``)."""
-    from strongroom.rotation.propagate import TierPropagator, TierSettings, kubernetes_settings
+    from strongroom.rotation.propagate import TierPropagator, TierSettings
 
     if tiers.get("no_propagate"):
         return None
-    settings = TierSettings(
-        kubernetes=kubernetes_settings(
-            tiers.get("kubeconfig"), tiers.get("kube_context"), environ, restart=bool(tiers.get("restart"))
-        ),
+    settings = TierSettings.from_environ(
+        environ,
+        kubeconfig=tiers.get("kubeconfig"),
+        context=tiers.get("kube_context"),
+        restart=bool(tiers.get("restart")),
         github=not tiers.get("no_github"),
-        github_api_url=tiers.get("github_api_url") or environ.get("STRONGROOM_GITHUB_API_URL") or None,
-        environ=environ,
+        github_api_url=tiers.get("github_api_url"),
     )
     return TierPropagator(service, settings, echo=click.echo)
 

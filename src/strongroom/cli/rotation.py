@@ -188,14 +188,10 @@ def _now() -> datetime:
 
 def _mail_failures(ctx: click.Context, service: Service, results: list[RotationResult]) -> None:
     """E-mail each failed rotation when SMTP is configured (webhooks get ``rotation.failed`` anyway)."""
-    if not any(r.outcome == "failed" for r in results):
-        return
     from strongroom.cli.app import _app
-    from strongroom.rotation.reminders import notify_failures, smtp_sender, smtp_settings
+    from strongroom.rotation.reminders import notify_failures
 
-    settings = smtp_settings(_app(ctx).environ, service)
-    send_mail = None if settings is None else smtp_sender(settings)
-    for problem in notify_failures(results, settings=settings, send_mail=send_mail):
+    for problem in notify_failures(service, _app(ctx).environ, results):
         click.echo(f"warning: the failure e-mail was not sent: {problem}", err=True)
 
 

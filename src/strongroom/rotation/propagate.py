@@ -56,6 +56,26 @@ class TierSettings:
     github_api_url: str | None = None
     environ: Mapping[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def from_environ(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        restart: bool = False,
+        github: bool = True,
+        github_api_url: str | None = None,
+    ) -> TierSettings:
+        """The tiers as ``rotate``, ``run-due`` and the ``serve`` loop reach them: Kubernetes by
+        :func:`kubernetes_settings`, GitHub at ``github_api_url`` or ``STRONGROOM_GITHUB_API_URL``."""
+        return cls(
+            kubernetes=kubernetes_settings(kubeconfig, context, environ, restart=restart),
+            github=github,
+            github_api_url=github_api_url or environ.get("STRONGROOM_GITHUB_API_URL") or None,
+            environ=environ,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class PropagationOutcome:
@@ -135,12 +155,18 @@ class TierPropagator:
             return "no Kubernetes or GitHub target carries it"
         return "; ".join(f"{o.tier} from {o.environment}: {o.outcome}" for o in done)
 
-    def _run(self, tier: str, name: str, command: str, sync: Callable[[], int]) -> PropagationOutcome:
-        from strongroom.tiers.github import NoTokenError
-
+    def _run(
+        self,
+        tier: str,
+        name: str,
+        command: str,
+        sync: Callable[[], int],
+        unconfigured: tuple[type[StrongroomError], ...] = (),
+    ) -> PropagationOutcome:
+        """Run one re-sync; ``unconfigured`` errors mean the tier has no credentials here (left to a person)."""
         try:
             code = sync()
-        except NoTokenError:  # no credentials at all: like an unreachable cluster, left to a person
+        except unconfigured:
             return PropagationOutcome(tier, name, "not configured", command)
         except StrongroomError as exc:
             return PropagationOutcome(tier, name, f"failed: {exc.message}", command)
@@ -170,7 +196,8 @@ class TierPropagator:
             "github",
             name,
             command,
-            lambda: github.run_sync(
+            unconfigured=(github.NoTokenError,),
+            sync=lambda: github.run_sync(
                 self._service,
                 ref,
                 api_url=settings.github_api_url,

@@ -208,22 +208,20 @@ def failure_message(result: RotationResult, settings: SmtpSettings | None) -> Em
     return msg
 
 
-def notify_failures(
-    results: Iterable[RotationResult],
-    *,
-    settings: SmtpSettings | None,
-    send_mail: Callable[[EmailMessage], None] | None,
-) -> list[str]:
-    """E-mail every failed rotation (the audit event ``rotation.failed`` already reaches webhooks).
+def notify_failures(service: Service, environ: Mapping[str, str], results: Iterable[RotationResult]) -> list[str]:
+    """E-mail every failed rotation when SMTP is configured in ``environ`` (the audit event
+    ``rotation.failed`` already reaches webhooks). Settings that name stored values are read
+    through ``service``; misconfigured settings raise.
 
     Returns the problems met while sending, one line each; a mail failure never hides the rotation's.
     """
     problems: list[str] = []
-    if send_mail is None:
+    failed = [r for r in results if r.outcome == "failed"]
+    settings = smtp_settings(environ, service) if failed else None
+    if settings is None:
         return problems
-    for result in results:
-        if result.outcome != "failed":
-            continue
+    send_mail = smtp_sender(settings)
+    for result in failed:
         try:
             send_mail(failure_message(result, settings))
         except StrongroomError as exc:

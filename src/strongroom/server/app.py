@@ -129,13 +129,9 @@ def _rotate_due_once(state: ServerState) -> None:
     environ = dict(state.config.environ)
     propagators = []
     if environ.get("STRONGROOM_ROTATION_PROPAGATE", "1") != "0":
-        from strongroom.rotation.propagate import TierPropagator, TierSettings, kubernetes_settings
+        from strongroom.rotation.propagate import TierPropagator, TierSettings
 
-        settings = TierSettings(
-            kubernetes=kubernetes_settings(None, None, environ),
-            github_api_url=environ.get("STRONGROOM_GITHUB_API_URL") or None,
-            environ=environ,
-        )
+        settings = TierSettings.from_environ(environ)
         propagators.append(TierPropagator(service, settings, echo=lambda line: _log.info("%s", line)))
     engine = RotationEngine(service, clock=state.clock, propagators=propagators)
     plan = plan_due(service, engine, None, state.clock())
@@ -146,12 +142,10 @@ def _rotate_due_once(state: ServerState) -> None:
         _log.warning("%d overdue secret(s) need a person (strongroom rotation status)", len(plan.needs_person))
     if any(r.outcome == "failed" for r in results):
         from strongroom.errors import StrongroomError
-        from strongroom.rotation.reminders import notify_failures, smtp_sender, smtp_settings
+        from strongroom.rotation.reminders import notify_failures
 
         try:
-            mail = smtp_settings(environ, service)
-            sender = None if mail is None else smtp_sender(mail)
-            for problem in notify_failures(results, settings=mail, send_mail=sender):
+            for problem in notify_failures(service, environ, results):
                 _log.warning("the rotation failure e-mail was not sent: %s", problem)
         except StrongroomError as exc:
             _log.warning("rotation failure e-mails are misconfigured: %s", exc.message)
