@@ -240,3 +240,31 @@ def test_bad_token_is_401_for_the_sdk(harness: Harness):
     assert caught.value.status == 401
     assert isinstance(caught.value.data, esc.Error)
     assert caught.value.data.code == 401
+
+
+def test_tag_listings_page_by_name(client, harness: Harness, admin: str):
+    import httpx
+
+    name = fresh(client)
+    client.update_environment_yaml(ORG, "sdk", name, "values:\n  n: 1\n")
+    for tag in ("a", "b", "c"):
+        client.create_environment_revision_tag(ORG, "sdk", name, tag, 1)
+        client.create_environment_tag(ORG, "sdk", name, tag, f"value-{tag}")
+    headers = {"Authorization": f"token {admin}"}
+    base = f"{harness.url}/api/esc/environments/{ORG}/sdk/{name}"
+
+    def get(path: str, **params: object) -> dict:
+        response = httpx.get(f"{base}{path}", headers=headers, params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    # Revision tags (with "latest"): a full page has nextToken, the last page has none.
+    first = get("/versions/tags", count=2)
+    assert [t["name"] for t in first["tags"]] == ["a", "b"] and first["nextToken"] == "b"
+    last = get("/versions/tags", count=2, after=first["nextToken"])
+    assert [t["name"] for t in last["tags"]] == ["c", "latest"] and "nextToken" not in last
+    # Environment tags: nextToken is "" on the last page.
+    first = get("/tags", count=2)
+    assert list(first["tags"]) == ["a", "b"] and first["nextToken"] == "b"
+    last = get("/tags", count=2, after="b")
+    assert list(last["tags"]) == ["c"] and last["nextToken"] == ""

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 __all__ = ["router"]
 
-from typing import Annotated, Any
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
@@ -64,6 +65,20 @@ def _revision_tags(svc: Service, env: EnvRef) -> list[dict[str, Any]]:
     return sorted(found, key=lambda t: str(t["name"]))
 
 
+_T = TypeVar("_T")
+
+
+def _page(
+    items: Iterable[_T], name: Callable[[_T], str], after: str | None, count: int | None
+) -> tuple[list[_T], str | None]:
+    """One page of name-ordered tags: those after ``after``, at most ``count`` (default 100), and the
+    name to continue after (``None`` on the last page)."""
+    rest = [item for item in items if after is None or name(item) > after]
+    limit = count or 100
+    page = rest[:limit]
+    return page, name(page[-1]) if len(rest) > limit else None
+
+
 def _find_revision_tag(svc: Service, env: EnvRef, name: str) -> dict[str, Any]:
     for tag in _revision_tags(svc, env):
         if tag["name"] == name:
@@ -83,11 +98,10 @@ def list_revision_tags(
 ) -> JSONResponse:
     """Revision tags in name order, those after ``after``, at most ``count`` (default 100)."""
     check_org(config, orgName)
-    tags = [t for t in _revision_tags(svc, env_ref(projectName, envName)) if after is None or t["name"] > after]
-    limit = count or 100
-    body: dict[str, Any] = {"tags": tags[:limit]}
-    if len(tags) > limit:
-        body["nextToken"] = tags[limit - 1]["name"]
+    page, next_token = _page(_revision_tags(svc, env_ref(projectName, envName)), lambda t: str(t["name"]), after, count)
+    body: dict[str, Any] = {"tags": page}
+    if next_token is not None:
+        body["nextToken"] = next_token
     return JSONResponse(body)
 
 
@@ -188,11 +202,8 @@ def list_environment_tags(
 ) -> JSONResponse:
     """Environment tags by name; ``nextToken`` is empty on the last page."""
     check_org(config, orgName)
-    tags = [t for t in svc.list_env_tags(env_ref(projectName, envName)) if after is None or t.name > after]
-    limit = count or 100
-    page = tags[:limit]
-    next_token = page[-1].name if len(tags) > limit else ""
-    return JSONResponse({"tags": {t.name: _env_tag(t) for t in page}, "nextToken": next_token})
+    page, next_token = _page(svc.list_env_tags(env_ref(projectName, envName)), lambda t: t.name, after, count)
+    return JSONResponse({"tags": {t.name: _env_tag(t) for t in page}, "nextToken": next_token or ""})
 
 
 @router.post(_ENV_TAGS, response_model=EnvironmentTag)
